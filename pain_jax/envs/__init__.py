@@ -1,0 +1,18 @@
+"""Environments: the base API, the registry and the built-in games."""
+
+from pain_jax.envs.api import Environment, EnvParams
+from pain_jax.envs.registry import make, register, registered_names
+from pain_jax.envs.spaces import Box, Discrete
+
+# Built-in environments register themselves on import.
+from pain_jax.envs import builtin  # noqa: E402,F401  isort: skip
+
+__all__ = [
+    "Box",
+    "Discrete",
+    "EnvParams",
+    "Environment",
+    "make",
+    "register",
+    "registered_names",
+]

@@ -1,0 +1,1 @@
+"""Learning: estimators, DiCE, batching, optimisers and the learners."""
