@@ -4,9 +4,9 @@
 does can be worked out by hand, so tests place objects explicitly (C20) instead of
 relying on the bit patterns of a seed.
 
-* actions: int32 ``(num_agents,)`` in ``{0, 1, 2}`` = left, stay, right.
+* actions: int32 ``(num_agents,)`` in ``{0, 1, 2}`` = stay, right, left.
 * reset: every agent on a uniformly random cell (the only random draw).
-* step: ``pos <- (pos + action - 1) mod size``; ``counts += action``;
+* step: ``pos <- (pos + move) mod size`` with ``move = 0, +1, -1``; ``counts += action``;
   ``rewards = reward_scale * action`` (float32); ``time += 1``.
 * termination: when ``goal >= 0`` and agent 0's ``counts`` reaches ``goal``;
   truncation at ``max_steps`` is the base class's job.
@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+import pain_jax as pj
 from pain_jax.envs.api import Environment, EnvParams
 
 
@@ -83,7 +84,7 @@ class Counter(Environment):
         rewards = params.reward_scale * actions.astype(jnp.float32)
         state = CounterState(
             time=state.time + 1,
-            pos=(state.pos + actions - 1) % self.size,
+            pos=(state.pos + jnp.where(actions == 2, -1, actions)) % self.size,
             counts=state.counts + actions,
             returns=state.returns + rewards,
         )
@@ -103,3 +104,21 @@ class Counter(Environment):
 def make_counter(num_agents: int = 2, size: int = 5, checked: bool = False) -> Counter:
     """Factory for ``pj.register``."""
     return Counter(num_agents=num_agents, size=size, checked=checked)
+
+
+#: Name under which the tests run the toy next to the registered environments (it is
+#: built directly, never registered, so the registry stays what users see).
+TOY = "_toy_counter"
+#: Every registered environment plus the toy, fixed at collection time.
+ENV_NAMES = [*pj.registered_names(), TOY]
+
+
+def make_env(name: str, **overrides):
+    """``pj.make`` for registered names; the toy is built directly (same rules)."""
+    if name != TOY:
+        return pj.make(name, **overrides)
+    static = {
+        k: overrides.pop(k) for k in ("num_agents", "size", "checked") if k in overrides
+    }
+    env = Counter(**static)
+    return env, env.default_params().replace(**overrides)

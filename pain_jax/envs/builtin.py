@@ -5,8 +5,16 @@ from pain_jax.envs.registry import register  # noqa: F401
 # Environment modules add their ``register(...)`` calls here as they land.
 
 # Iterated matrix games (sampled): two-player games by name, and the N-player PD.
-from pain_jax.envs.matrix import MatrixGame, NPlayerPD  # noqa: E402
+# isort: split
+from pain_jax.envs.matrix import NPlayerPD, matrix_game  # noqa: E402
 
-for _game in ("ipd", "imp", "chicken", "stag_hunt"):
-    register(_game, lambda checked=False, _g=_game: MatrixGame(_g, checked=checked))
+register("ipd", matrix_game("ipd"))
+register("imp", matrix_game("imp"))
+register("chicken", matrix_game("chicken"))
+register("stag_hunt", matrix_game("stag_hunt"))
 register("n_pd", NPlayerPD)
+
+# Coin Game (one coin at a time or one per agent, N players).
+from pain_jax.envs.coin_game import CoinGame  # noqa: E402
+
+register("coin_game", CoinGame)

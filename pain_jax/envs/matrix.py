@@ -14,6 +14,8 @@ so sampled returns are close to the exact (analytic) values of
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -161,6 +163,11 @@ class MatrixGame(Environment):
             "cooperation_rate": _rate(state.cooperations, state.time),
             "outcomes": state.outcomes,
         }
+
+
+def matrix_game(game: str):
+    """Registry factory of one named game: ``(checked=False) -> MatrixGame``."""
+    return functools.partial(MatrixGame, game)
 
 
 def _rate(count: jax.Array, time: jax.Array) -> jax.Array:

@@ -24,9 +24,6 @@ from flax import struct
 
 from pain_jax.envs import payoffs as pay
 
-#: player 2 sees the joint outcome (a1, a2) as (a2, a1): CD and DC swap.
-_SWAP = np.array([0, 2, 1, 3])
-
 
 @struct.dataclass
 class ExactGameParams:
@@ -47,16 +44,21 @@ def exact_params(game: str = "ipd", dtype=jnp.float32, **overrides) -> ExactGame
     ``dtype`` sets the float type of every field (use float64 under
     ``jax.experimental.enable_x64`` for finite-difference checks).
     """
-    table, gamma = pay.PAYOFFS[game] if game in pay.PAYOFFS else (None, None)
-    if table is None:
+    if game not in pay.PAYOFFS:
         raise KeyError(f"unknown matrix game {game!r}; known: {', '.join(pay.PAYOFFS)}")
+    table, gamma = pay.PAYOFFS[game]
     fields = {"payoffs": table, "gamma": gamma, **overrides}
     unknown = set(fields) - {"payoffs", "gamma"}
     if unknown:
         raise TypeError(f"unknown ExactGameParams fields: {sorted(unknown)}")
-    gamma = float(np.asarray(fields["gamma"])) if np.ndim(fields["gamma"]) == 0 else None
-    if gamma is not None and not 0.0 <= gamma < 1.0:
-        raise ValueError(f"gamma must be in [0, 1) for a finite value, got {gamma}")
+    if np.shape(fields["payoffs"]) != (2, 2, 2):
+        raise ValueError(
+            f"payoffs must have shape (2, 2, 2), got {np.shape(fields['payoffs'])}"
+        )
+    if np.ndim(fields["gamma"]) == 0 and not 0.0 <= float(fields["gamma"]) < 1.0:
+        raise ValueError(
+            f"gamma must be in [0, 1) for a finite value, got {fields['gamma']}"
+        )
     return ExactGameParams(
         payoffs=jnp.asarray(fields["payoffs"], dtype),
         gamma=jnp.asarray(fields["gamma"], dtype),
@@ -83,7 +85,8 @@ def joint_chain(p1: jax.Array, p2: jax.Array) -> tuple[jax.Array, jax.Array]:
       (rows: last outcome, columns: next outcome; rows sum to 1).
     """
     c1 = p1[1:]  # P(player 1 cooperates | last outcome j), j in player 1's view
-    c2 = p2[1:][_SWAP]  # player 2's probability for the same outcome j
+    # player 2 sees the joint outcome (a1, a2) as (a2, a1): its CD is our DC
+    c2 = jnp.stack([p2[1], p2[3], p2[2], p2[4]])
     a1 = jnp.stack([c1, 1.0 - c1], axis=-1)  # (4, 2): P(a1 | j)
     a2 = jnp.stack([c2, 1.0 - c2], axis=-1)  # (4, 2): P(a2 | j)
     trans = (a1[:, :, None] * a2[:, None, :]).reshape(4, 4)
@@ -125,6 +128,15 @@ def cooperation_rates(p1: jax.Array, p2: jax.Array, gamma: jax.Array) -> jax.Arr
     occ = (1.0 - gamma) * discounted_occupancy(p1, p2, gamma)
     # joint outcomes CC, CD, DC, DD: player 1 cooperates in 0,1; player 2 in 0,2
     return jnp.stack([occ[0] + occ[1], occ[0] + occ[2]])
+
+
+def rewards_and_cooperation(
+    p1: jax.Array, p2: jax.Array, params: ExactGameParams
+) -> tuple[jax.Array, jax.Array]:
+    """:func:`average_rewards` and :func:`cooperation_rates` from one solve."""
+    occ = (1.0 - params.gamma) * discounted_occupancy(p1, p2, params.gamma)
+    coop = jnp.stack([occ[0] + occ[1], occ[0] + occ[2]])
+    return occ @ params.payoffs.reshape(4, 2), coop
 
 
 def exact_values_from_logits(

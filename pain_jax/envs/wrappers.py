@@ -154,7 +154,10 @@ class EpisodeLog:
         self.env = env
 
     def __getattr__(self, name: str):
-        # Only called for names not found on the wrapper itself.
+        # Only called for names not found on the wrapper itself; "env" itself missing
+        # (copy/pickle build the object without __init__) must not recurse.
+        if name == "env":
+            raise AttributeError(name)
         return getattr(self.env, name)
 
     def reset(self, key: jax.Array, params=None):

@@ -1,0 +1,1 @@
+"""Thin programs behind the ``pain-jax`` sub-commands (tables, demos, training)."""

@@ -1,0 +1,39 @@
+"""The ``pain-jax`` command line and the demo's building blocks."""
+
+import jax
+import numpy as np
+import pytest
+
+from pain_jax import cli
+from pain_jax.experiments.demo import strategy_league
+
+
+def test_cli__help_lists_subcommands(capsys):
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("demo", "train", "reproduce", "bench"):
+        assert command in out
+
+
+def test_cli__unknown_command_is_a_clear_error(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["frobnicate"])
+    assert "available: demo, train, reproduce, bench" in capsys.readouterr().err
+
+
+def test_cli__unknown_benchmark_lists_available(capsys):
+    assert cli.main(["bench", "no_such_benchmark"]) == 2
+    assert "unknown benchmark 'no_such_benchmark'" in capsys.readouterr().out
+
+
+def test_demo__sampled_league_agrees_with_exact_values():
+    league = strategy_league(jax.random.key(1), "ipd", num_envs=256, num_steps=250)
+    gap = np.abs(league["sampled"] - league["exact"])
+    # truncation at 250 steps costs < 0.96**250 * 3 ~ 1e-4; the rest is sampling noise
+    assert np.all(gap <= 5 * league["sampled_sem"] + 2e-3), gap.max()
+    # tit-for-tat vs always-defect: exploited once, then mutual defection
+    i, j = (
+        league["strategies"].index("tit_for_tat"),
+        league["strategies"].index("always_defect"),
+    )
+    np.testing.assert_allclose(league["exact"][i, j], [-2.04, -1.92], atol=1e-5)
