@@ -128,6 +128,12 @@ def markdown_report(result: dict) -> str:
         "",
         f"- Tit-for-tat: {result['definitions']['tft']}.",
         f"- Mixed Nash: {result['definitions']['nash']}.",
+        "- Known gap: the published tit-for-tat shares (NL 20.8 %, LOLA 81.0 %) are "
+        "not reproduced under any of about 30 tested readings of the final policies "
+        "(strict: NL ~0 %, LOLA ~58 %), although the means and stds match. About 94 % "
+        "of naive learners end below 0.5 in all five states, so no per-agent reading "
+        "of the final policies can give 20.8 %. The released exact-gradient code has "
+        "the same dynamics as ours and contains no TFT computation.",
         "",
         main_tables(result["main"]),
         "## Tandem game (SOS keeps the stable fixed points x + y = 1)",

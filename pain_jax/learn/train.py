@@ -1,0 +1,337 @@
+"""One training loop for every learner: ``make_train(config) -> train(key)``.
+
+``train`` is a pure function of its key, jitted end to end and ``vmap``-able over
+seeds (``jax.jit(jax.vmap(make_train(config)))(keys)``).  One update is
+
+1. a rollout of all agents in ``num_envs`` copies for ``num_steps`` steps
+   (:func:`pain_jax.learn.rollout.rollout`), pain carried and stored;
+2. each agent's GAE advantages from its own critic, bootstrapping at truncation from
+   ``V(final_obs)`` and never across an episode boundary
+   (:func:`pain_jax.learn.returns.gae`);
+3. the algorithm's *policy advantage*: the GAE advantage itself (``"ppo"``) or the
+   Advantage Alignment modified advantage (``"aa"``, ``"aa_pg"``);
+4. the algorithm's policy loss (clipped, or plain policy gradient), value loss and
+   entropy bonus, minimised by Adam over epochs and minibatches
+   (:func:`pain_jax.learn.ppo.make_update`), each agent on its own rows.
+
+Algorithms are rows of :data:`ALGORITHMS`; nothing else differs between them.  The
+host can drive the same pure pieces in chunks (:meth:`Trainer.init`,
+:meth:`Trainer.run`) for progress bars and checkpoints.
+
+Keys: ``train(key)`` splits its key into the network-init, reset and loop keys;
+each update splits the loop key into the next loop key and one key each for the
+rollout, the bootstrap value and the minibatch permutations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+import pain_jax as pj
+from pain_jax.learn.advantage_alignment import aligned_advantages
+from pain_jax.learn.config import TrainConfig
+from pain_jax.learn.ppo import (
+    AgentBatch,
+    LossParams,
+    PolicyLoss,
+    clipped_policy_loss,
+    make_update,
+    policy_gradient_loss,
+)
+from pain_jax.learn.returns import gae, next_values
+from pain_jax.learn.rollout import (
+    Policy,
+    RolloutState,
+    Transitions,
+    reset_envs,
+    rollout,
+    values_now,
+)
+from pain_jax.nets import ActorCriticCNN, ActorCriticGRU, ActorCriticMLP
+from pain_jax.pain.wrapper import PainWrapper
+
+AdvantageFn = Callable[[jax.Array, Transitions, TrainConfig], jax.Array]
+
+
+def own_advantages(advantages, transitions, config):
+    """Independent learning: each agent's policy advantage is its own GAE."""
+    return advantages
+
+
+def aa_advantages(advantages, transitions, config):
+    """Advantage Alignment with the opponents' advantages from their own critics."""
+    return aligned_advantages(advantages, transitions.reset, config.gamma, config.aa_beta)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """What distinguishes one learner from another in the shared loop."""
+
+    advantage: AdvantageFn
+    policy_loss: PolicyLoss
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "ppo": Algorithm(own_advantages, clipped_policy_loss),
+    "aa": Algorithm(aa_advantages, clipped_policy_loss),
+    "aa_pg": Algorithm(aa_advantages, policy_gradient_loss),
+}
+
+
+@struct.dataclass
+class RunnerState:
+    """Everything a training run carries from one update to the next.
+
+    Attributes:
+      variables: the agents' network variables, ``(A, ...)`` on every leaf.
+      opt_state: their optimiser states, ``(A, ...)``.
+      rollout: the :class:`RolloutState` the next rollout continues from.
+      key: the loop key (consumed by the next update).
+      update: int32 ``()``, updates done.
+    """
+
+    variables: Any
+    opt_state: Any
+    rollout: RolloutState
+    key: jax.Array
+    update: jax.Array
+
+
+def build_network(config: TrainConfig, env) -> Policy:
+    """The :class:`Policy` of ``config.network`` for ``env``'s observations."""
+    obs_shape, n = tuple(env.obs_shape), env.num_actions
+    pain = dict(
+        pain_layers=config.pain_layers,
+        pain_logits=config.pain_logits,
+        pain_critic=config.pain_critic,
+        activation=config.activation,
+    )
+    if config.network == "mlp":
+        model = ActorCriticMLP(n, hidden=config.hidden, obs_ndim=len(obs_shape), **pain)
+    elif config.network == "cnn":
+        if len(obs_shape) != 3:
+            raise ValueError(
+                f"invalid TrainConfig.network: 'cnn' needs grid observations (H, W, C), "
+                f"but {config.env!r} observes {obs_shape}"
+            )
+        model = ActorCriticCNN(n, conv=config.conv, hidden=config.hidden, **pain)
+    else:
+        model = ActorCriticGRU(
+            n,
+            hidden_size=config.gru_hidden,
+            embed=config.hidden[0],
+            hidden=config.hidden[1:] or config.hidden[:1],
+            obs_ndim=len(obs_shape),
+            **pain,
+        )
+    return Policy(model)
+
+
+def _episode_means(episode: dict, done: jax.Array) -> dict[str, jax.Array]:
+    """Mean of every finished episode's statistics (NaN entries skipped; NaN when no
+    episode finished).  ``episode`` leaves are ``(T, E, ...)``, ``done`` ``(T, E)``."""
+    out = {}
+    for name, x in episode.items():
+        x = jnp.asarray(x, jnp.float32)
+        valid = done.reshape(done.shape + (1,) * (x.ndim - 2)) & jnp.isfinite(x)
+        count = valid.sum(axis=(0, 1))
+        total = jnp.where(valid, x, 0.0).sum(axis=(0, 1))
+        out[f"episode/{name}"] = jnp.where(
+            count > 0, total / jnp.maximum(count, 1), jnp.nan
+        )
+    return out
+
+
+class Trainer:
+    """The pure pieces of a run, built once from a :class:`TrainConfig`.
+
+    Attributes: ``config``, ``env`` (a :class:`PainWrapper`), ``env_params``
+    (``PainEnvParams``), ``policy``, ``optimizer``, ``algorithm``.
+    """
+
+    def __init__(self, config: TrainConfig):
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        self.config = config
+        try:
+            base, base_params = pj.make(config.env, **config.env_options)
+        except KeyError as e:
+            raise ValueError(f"invalid TrainConfig.env: {e.args[0]}") from e
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"invalid TrainConfig.env_options: {e}") from e
+        self.env = PainWrapper(
+            base,
+            observe_own=config.observe_own_pain,
+            observe_others=config.observe_others_pain,
+        )
+        self.env_params = self.env.wrap_params(base_params, config.pain_params())
+        self.env.validate_params(self.env_params)
+        self.num_agents = self.env.num_agents
+        self.policy = build_network(config, self.env)
+        self.algorithm = ALGORITHMS[config.algorithm]
+        steps = config.num_updates * config.num_epochs * config.num_minibatches
+        lr = (
+            optax.linear_schedule(config.lr, 0.0, steps)
+            if config.anneal_lr
+            else config.lr
+        )
+        self.optimizer = optax.chain(
+            optax.clip_by_global_norm(config.max_grad_norm), optax.adam(lr, eps=1e-5)
+        )
+        self.coefs = LossParams(
+            clip_eps=config.clip_eps, vf_coef=config.vf_coef, ent_coef=config.ent_coef
+        )
+        self._update = make_update(
+            self.policy,
+            self.optimizer,
+            self.algorithm.policy_loss,
+            config.num_epochs,
+            config.num_minibatches,
+            config.normalize_advantage,
+        )
+
+    # ----- the pure pieces ----------------------------------------------------
+    def init(self, key: jax.Array, env_params=None) -> RunnerState:
+        """Fresh networks (one init key per agent), optimisers and environments."""
+        env_params = self.env_params if env_params is None else env_params
+        key_net, key_reset, key_loop = jax.random.split(key, 3)
+        obs = jnp.zeros((1,) + tuple(self.env.obs_shape), jnp.float32)
+        pain = env_params.pain
+        variables = jax.vmap(lambda k: self.policy.init(k, obs, pain))(
+            jax.random.split(key_net, self.num_agents)
+        )
+        opt_state = jax.vmap(self.optimizer.init)(variables)
+        state = reset_envs(
+            self.env, key_reset, env_params, self.config.num_envs, self.policy
+        )
+        return RunnerState(variables, opt_state, state, key_loop, jnp.int32(0))
+
+    def collect(self, runner: RunnerState, key: jax.Array, env_params=None):
+        """Roll out and build the agents' batch.
+
+        Returns ``(rollout_state, transitions, batch)``: the state after the rollout,
+        the :class:`Transitions` and the agent-first :class:`AgentBatch`
+        (``(A, T, E, ...)``) with the algorithm's policy advantages.
+        """
+        cfg = self.config
+        env_params = self.env_params if env_params is None else env_params
+        key_roll, key_last = jax.random.split(key)
+        state, tr = rollout(
+            self.env,
+            self.policy,
+            runner.variables,
+            runner.rollout,
+            key_roll,
+            env_params,
+            cfg.num_steps,
+        )
+        last = values_now(
+            self.policy, runner.variables, state, self.env, key_last, env_params.pain
+        )
+        done, terminated = tr.done[..., None], tr.terminated[..., None]
+        nxt = next_values(tr.value, last, tr.final_value, done)
+        adv, target = gae(
+            tr.reward, tr.value, nxt, terminated, done, cfg.gamma, cfg.gae_lambda
+        )
+        policy_adv = self.algorithm.advantage(adv, tr, cfg)
+        agent_first = lambda x: jnp.moveaxis(x, 2, 0)  # noqa: E731  (T, E, A, ..)
+        reset = jnp.broadcast_to(tr.reset, (self.num_agents,) + tr.reset.shape)
+        batch = AgentBatch(
+            obs=agent_first(tr.obs),
+            action=agent_first(tr.action),
+            reset=reset,
+            log_prob=agent_first(tr.log_prob),
+            pain_level=agent_first(tr.pain_level),
+            pain_key=agent_first(tr.pain_key),
+            advantage=agent_first(policy_adv),
+            target=agent_first(target),
+            carry=jnp.moveaxis(runner.rollout.carry, 1, 0),
+        )
+        return state, tr, batch
+
+    def update(self, runner: RunnerState, env_params=None):
+        """One update: ``runner -> (runner, metrics)`` (metrics: see
+        :func:`metrics`)."""
+        env_params = self.env_params if env_params is None else env_params
+        key, key_collect, key_update = jax.random.split(runner.key, 3)
+        state, tr, batch = self.collect(runner, key_collect, env_params)
+        variables, opt_state, stats = self._update(
+            runner.variables,
+            runner.opt_state,
+            batch,
+            key_update,
+            env_params.pain,
+            self.coefs,
+        )
+        runner = RunnerState(variables, opt_state, state, key, runner.update + 1)
+        return runner, self.metrics(runner, tr, stats)
+
+    def metrics(self, runner: RunnerState, tr: Transitions, stats: dict) -> dict:
+        """Per-update metrics.
+
+        * ``reward_per_step`` float32 ``(A,)``: mean reward per step.
+        * ``pain`` float32 ``(A,)``: mean pain level acted under (the dynamics run in
+          every mode; with ``pain_mode="off"`` the networks ignore it);
+          ``pain_share`` ``(A,)``: share of steps in pain.
+        * ``episodes`` int32 ``()``: episodes finished in this rollout;
+          ``episode/<stat>``: mean over them of each ``info["episode"]`` statistic
+          (e.g. ``episode/return`` ``(A,)``, ``episode/own_coin_rate`` ``()`` on
+          Coin Game); NaN when none finished.
+        * every loss statistic, ``(A,)``: ``loss``, ``policy_loss``, ``value_loss``,
+          ``entropy``, ``approx_kl``, ``clip_frac``, ``grad_norm``, ``ratio_error``,
+          ``initial_ratio_error``.
+        * ``update`` int32 ``()``: updates done (environment steps are ``update *
+          num_envs * num_steps``, see :func:`env_steps`; an int32 would overflow).
+        """
+        return {
+            "update": runner.update,
+            "reward_per_step": tr.reward.mean(axis=(0, 1)),
+            "pain": tr.pain_level.mean(axis=(0, 1)),
+            "pain_share": (tr.pain_level > 0).mean(axis=(0, 1)),
+            "episodes": tr.done.sum().astype(jnp.int32),
+            **_episode_means(tr.episode, tr.done),
+            **stats,
+        }
+
+    def run(self, runner: RunnerState, num_updates: int, env_params=None):
+        """``num_updates`` updates in one ``lax.scan``: ``(runner, metrics)`` with a
+        leading ``(num_updates,)`` axis on every metric."""
+        step = lambda r, _: self.update(r, env_params)  # noqa: E731
+        return jax.lax.scan(step, runner, None, length=num_updates)
+
+
+def make_trainer(config: TrainConfig) -> Trainer:
+    """Build (and check) everything static; nothing is compiled yet."""
+    return Trainer(config)
+
+
+def make_train(config: TrainConfig):
+    """``train(key, env_params=None) -> (runner_state, metrics)``: the whole run.
+
+    Pure and jittable; ``vmap`` it over keys for seeds (and over ``env_params``,
+    e.g. a stacked ``PainEnvParams``, for a sweep).  Raises ``ValueError`` naming the
+    field for a bad config, before any compute.
+    """
+    trainer = make_trainer(config)
+
+    def train(key: jax.Array, env_params=None):
+        runner = trainer.init(key, env_params)
+        return trainer.run(runner, config.num_updates, env_params)
+
+    train.trainer = trainer
+    return train
+
+
+def env_steps(config: TrainConfig, updates: int | None = None) -> int:
+    """Environment steps per seed after ``updates`` updates (default: the whole
+    run), as a Python int."""
+    updates = config.num_updates if updates is None else int(updates)
+    return math.prod((updates, config.num_envs, config.num_steps))
