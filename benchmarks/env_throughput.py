@@ -8,9 +8,19 @@ second (``batch * steps / seconds``; one env step moves every agent of one copy)
 Random actions and per-copy keys come from ``split_key`` / ``random_words`` (the
 unrolled threefry of ``pain_jax.envs.api``, bit-identical to ``jax.random.split``), the
 same scaffold for every environment, so the scaffold's cost does not hide the
-environments' own.  Observations are part of the work: each step folds the sum of all
-observation
-entries (and the rewards and done flags) into the scan carry, so XLA cannot drop the
+environments' own.
+
+Two pain_jax paths are measured (labels in the results):
+
+* ``<env>`` : ``jax.vmap(env.step)`` with one split key per copy per step, the plain
+  per-copy API (every copy's reset is computed each step and selected away);
+* ``<env>/step_batch`` : ``pain_jax.envs.vector.step_batch``, one key per batch step
+  and the auto-reset behind a batch-level ``lax.cond`` (only run when a copy is
+  done).  Same contract per copy, different random draws.  Run for ``coin_game``
+  by default (``--step-batch-envs``).
+
+Observations are part of the work: each step folds the sum of all observation entries
+(and the rewards and done flags) into the scan carry, so XLA cannot drop the
 observation computation.  The JaxMARL anchor (``jaxmarl.make("coin_game")``, run when
 ``jaxmarl`` is importable) gets exactly the same treatment, and its runs are
 interleaved with ours so that a shared, noisy CPU affects both alike.
@@ -38,6 +48,7 @@ import jax.numpy as jnp
 
 import pain_jax as pj
 from pain_jax.envs.api import random_words, split_key
+from pain_jax.envs.vector import reset_batch, step_batch
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_BATCHES = (1, 64, 1024, 4096, 16384)
@@ -62,6 +73,30 @@ def pain_jax_rollout(name: str, batch: int, steps: int):
             obs, state, rew, done, _ = step(
                 split_key(k_step, batch), state, actions, params
             )
+            acc = acc + _checksum(obs, rew, done)
+            return (key, state, acc), None
+
+        carry = (k_loop, state, jnp.zeros((), jnp.float32))
+        (_, _, acc), _ = jax.lax.scan(body, carry, None, length=steps)
+        return acc
+
+    return jax.jit(run)
+
+
+def pain_jax_batch_rollout(name: str, batch: int, steps: int):
+    """The same rollout through ``step_batch`` (one key per batch step)."""
+    env, params = pj.make(name)
+    n_agents, n_actions = env.num_agents, env.num_actions
+
+    def run(key):
+        k_reset, k_loop = jax.random.split(key)
+        _, state = reset_batch(env, k_reset, params, batch)
+
+        def body(carry, _):
+            key, state, acc = carry
+            key, k_act, k_step = split_key(key, 3)
+            actions = random_actions(k_act, batch, n_agents, n_actions)
+            obs, state, rew, done, _ = step_batch(env, k_step, state, actions, params)
             acc = acc + _checksum(obs, rew, done)
             return (key, state, acc), None
 
@@ -158,20 +193,32 @@ def bench(cases, batches, steps, repeats):
             }
             rows.append(row)
             print(
-                f"{label:>18s} batch {batch:>6d}: {row['env_steps_per_s'] / 1e6:9.3f} "
+                f"{label:>22s} batch {batch:>6d}: {row['env_steps_per_s'] / 1e6:9.3f} "
                 f"M env-steps/s (median {med:.3f} s, compile {compile_s:.2f} s)",
                 flush=True,
             )
     return rows
 
 
+PATHS = {  # label in the rows -> what the ratio table calls it
+    "coin_game": "vmap(env.step)",
+    "coin_game/step_batch": "step_batch",
+}
+
+
 def _ratios(rows):
-    """pain_jax coin_game / JaxMARL coin_game throughput per batch size."""
-    ours = {r["batch"]: r["env_steps_per_s"] for r in rows if r["env"] == "coin_game"}
+    """``{path: {batch: pain_jax / JaxMARL coin_game throughput}}`` for each pain_jax
+    Coin Game path measured."""
     theirs = {
         r["batch"]: r["env_steps_per_s"] for r in rows if r["env"] == "jaxmarl/coin_game"
     }
-    return {b: ours[b] / theirs[b] for b in sorted(ours) if b in theirs}
+    out = {}
+    for label, path in PATHS.items():
+        ours = {r["batch"]: r["env_steps_per_s"] for r in rows if r["env"] == label}
+        ratio = {b: ours[b] / theirs[b] for b in sorted(ours) if b in theirs}
+        if ratio:
+            out[path] = ratio
+    return out
 
 
 def _hardware_tag() -> str:
@@ -200,8 +247,19 @@ def _markdown(meta, rows, ratios) -> str:
             f"| {r['median_s']:.4f} | {r['compile_s']:.2f} |"
         )
     if ratios:
-        lines += ["", "| batch | coin_game / jaxmarl coin_game |", "|---:|---:|"]
-        lines += [f"| {b} | {x:.1f}x |" for b, x in ratios.items()]
+        paths = list(ratios)
+        lines += [
+            "",
+            "Ratios to JaxMARL's Coin Game (run as shipped: `jax.vmap(env.step)`): "
+            "`coin_game` rows are pain_jax through `jax.vmap(env.step)`, "
+            "`coin_game/step_batch` rows through `pain_jax.envs.vector.step_batch`.",
+            "",
+            "| batch | " + " | ".join(f"{p} / jaxmarl" for p in paths) + " |",
+            "|---:|" + "---:|" * len(paths),
+        ]
+        for b in sorted({b for r in ratios.values() for b in r}):
+            cells = [f"{ratios[p][b]:.1f}x" if b in ratios[p] else "-" for p in paths]
+            lines.append(f"| {b} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -213,6 +271,12 @@ def main(argv=None) -> dict:
     parser.add_argument("--envs", nargs="+", default=None, help="default: all registered")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument("--no-jaxmarl", action="store_true", help="skip the anchor")
+    parser.add_argument(
+        "--step-batch-envs",
+        nargs="*",
+        default=["coin_game"],
+        help="envs also run through vector.step_batch (default: coin_game)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run, no files")
     parser.add_argument("--notes", default="", help="free text stored with the results")
     args = parser.parse_args(argv)
@@ -221,6 +285,11 @@ def main(argv=None) -> dict:
 
     names = args.envs or pj.registered_names()
     cases = [(n, lambda b, t, n=n: pain_jax_rollout(n, b, t)) for n in names]
+    cases += [
+        (f"{n}/step_batch", lambda b, t, n=n: pain_jax_batch_rollout(n, b, t))
+        for n in args.step_batch_envs
+        if n in names
+    ]
     try:
         import jaxmarl  # noqa: F401
 
@@ -232,8 +301,9 @@ def main(argv=None) -> dict:
 
     rows = bench(cases, args.batch_sizes, args.steps, args.repeats)
     ratios = _ratios(rows)
-    for b, x in ratios.items():
-        print(f"coin_game vs JaxMARL coin_game at batch {b}: {x:.1f}x")
+    for path, by_batch in ratios.items():
+        for b, x in by_batch.items():
+            print(f"coin_game via {path} vs JaxMARL coin_game at batch {b}: {x:.1f}x")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     meta = {
         "date": dt.date.today().isoformat(),

@@ -69,26 +69,39 @@ def forward_fn(model, recurrent: bool):
 
 def time_interleaved(calls: dict, repeats: int) -> dict:
     """Time each ``name -> (fn, args)`` ``repeats`` times, interleaved round by round
-    (so a burst of load from other processes hits every variant alike)."""
+    (so a burst of load from other processes hits every variant alike).
+
+    Records wall time and the process's CPU time (all threads) per call.  On a
+    shared machine CPU time is the steadier measure of the work done: time spent
+    descheduled does not count (cache contention still does)."""
     for fn, args in calls.values():
         jax.block_until_ready(fn(*args))  # compile and warm up
         jax.block_until_ready(fn(*args))
-    times = {name: [] for name in calls}
+    wall = {name: [] for name in calls}
+    cpu = {name: [] for name in calls}
     for _ in range(repeats):
         for name, (fn, args) in calls.items():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             jax.block_until_ready(fn(*args))
-            times[name].append(time.perf_counter() - t0)
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
     return {
-        name: {"median_ms": 1e3 * statistics.median(t), "min_ms": 1e3 * min(t)}
-        for name, t in times.items()
+        name: {
+            "median_ms": 1e3 * statistics.median(wall[name]),
+            "min_ms": 1e3 * min(wall[name]),
+            "cpu_median_ms": 1e3 * statistics.median(cpu[name]),
+            "cpu_p10_ms": 1e3 * statistics.quantiles(cpu[name], n=10)[0],
+        }
+        for name in calls
     }
 
 
-def run(batch: int, repeats: int) -> dict:
+def run(batch: int, repeats: int, nets=None) -> dict:
     key = jax.random.key(0)
     out = {}
     for name, (factory, obs_shape, recurrent) in networks().items():
+        if nets and name not in nets:
+            continue
         pained, plain = factory(**PAINED), factory(**PLAIN)
         obs = jax.random.uniform(key, (batch, *obs_shape))
         level = jnp.ones(batch, jnp.float32)
@@ -109,8 +122,15 @@ def run(batch: int, repeats: int) -> dict:
         for r in rows.values():
             r["ratio_to_plain"] = r["median_ms"] / rows["plain"]["median_ms"]
             r["min_ratio_to_plain"] = r["min_ms"] / rows["plain"]["min_ms"]
+            r["cpu_ratio_to_plain"] = r["cpu_median_ms"] / rows["plain"]["cpu_median_ms"]
+            r["cpu_p10_ratio_to_plain"] = r["cpu_p10_ms"] / rows["plain"]["cpu_p10_ms"]
         out[name] = rows
-        print(name, {k: round(v["min_ratio_to_plain"], 3) for k, v in rows.items()})
+        for stat in (
+            "min_ratio_to_plain",
+            "cpu_ratio_to_plain",
+            "cpu_p10_ratio_to_plain",
+        ):
+            print(name, stat, {k: round(v[stat], 3) for k, v in rows.items()})
     return out
 
 
@@ -141,17 +161,24 @@ def write(results: dict, args, out_dir: Path) -> tuple[Path, Path]:
     lines = [
         f"# Pain overhead, forward pass at batch {args.batch} ({date}, {hardware()})",
         "",
-        f"jax {jax.__version__}; {args.repeats} interleaved calls per variant (median "
-        "and min); ratio to the network without pain layers (`plain`). `off`: pain "
-        "layers present, mode OFF. Target: noise and dropout <= 1.15x.",
+        f"jax {jax.__version__}; {args.repeats} interleaved calls per variant: wall "
+        "time (median, min) and process CPU time (median, 10th percentile); ratio to "
+        "the network without pain layers (`plain`). `off`: pain layers present, mode "
+        "OFF. Target: noise and dropout <= 1.15x.",
         "",
         "| network | stat | plain ms | off ms (x) | noise ms (x) | dropout ms (x) |",
         "|---|---|---|---|---|---|",
     ]
     for name, rows in results.items():
-        for stat, ratio in (("median", "ratio_to_plain"), ("min", "min_ratio_to_plain")):
-            cells = [f"{rows['plain'][stat + '_ms']:.3f}"] + [
-                f"{rows[m][stat + '_ms']:.3f} ({rows[m][ratio]:.2f}x)" for m in MODES
+        stats = (
+            ("median", "median_ms", "ratio_to_plain"),
+            ("min", "min_ms", "min_ratio_to_plain"),
+            ("cpu median", "cpu_median_ms", "cpu_ratio_to_plain"),
+            ("cpu p10", "cpu_p10_ms", "cpu_p10_ratio_to_plain"),
+        )
+        for stat, field, ratio in stats:
+            cells = [f"{rows['plain'][field]:.3f}"] + [
+                f"{rows[m][field]:.3f} ({rows[m][ratio]:.2f}x)" for m in MODES
             ]
             lines.append(f"| {name} | {stat} | " + " | ".join(cells) + " |")
     lines += ["", f"Notes: {args.notes}", ""]
@@ -165,9 +192,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--notes", default="")
+    parser.add_argument("--nets", nargs="*", help="subset of mlp, cnn, gru")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    results = run(args.batch, args.repeats)
+    results = run(args.batch, args.repeats, args.nets)
     if not args.no_write:
         for path in write(results, args, args.out):
             print("wrote", path)

@@ -4,8 +4,9 @@ Sub-commands dispatch lazily to thin programs so that ``pain-jax --help`` is ins
 and one sub-command's imports never slow another:
 
 * ``pain-jax demo``               the README's main job on a small real default
-* ``pain-jax reproduce NAME``     a published table (``lola``, ...)
-* ``pain-jax train``              training runs (exact-game learners for now)
+* ``pain-jax reproduce NAME``     a published table (``lola``, ``lola_dice``)
+* ``pain-jax train``              train agents (PPO, Advantage Alignment), pain on/off
+* ``pain-jax evaluate``           a league of bots and trained runs on Coin Game
 * ``pain-jax bench NAME``         throughput benchmarks from ``benchmarks/``
 
 Every sub-command writes its results (JSON, markdown, PNG) to ``--out``.
@@ -22,10 +23,12 @@ from pathlib import Path
 #: name -> "module:function" taking ``argv`` and returning an exit code.
 REPRODUCTIONS = {
     "lola": "pain_jax.experiments.lola:main",
+    "lola_dice": "pain_jax.experiments.lola_dice:main",
 }
 COMMANDS = {
     "demo": "pain_jax.experiments.demo:main",
     "train": "pain_jax.experiments.train:main",
+    "evaluate": "pain_jax.experiments.evaluate:main",
 }
 BENCHMARKS_DIR = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -64,9 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "demo", help="run the main job on a small real default", add_help=False
     )
-    sub.add_parser(
-        "train", help="train learners (see `pain-jax train --help`)", add_help=False
-    )
+    sub.add_parser("train", help="train agents (pain-jax train --help)", add_help=False)
+    sub.add_parser("evaluate", help="league of bots and trained runs", add_help=False)
     rep = sub.add_parser("reproduce", help="reproduce a published table")
     rep.add_argument("name", choices=sorted(REPRODUCTIONS), help="which table")
     bench = sub.add_parser("bench", help="run a throughput benchmark")
@@ -93,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
         if name not in REPRODUCTIONS:
             parser.error(f"unknown table {name!r}; available: {', '.join(REPRODUCTIONS)}")
         return _call(REPRODUCTIONS[name], rest)
-    parser.error(f"unknown command {command!r}; available: demo, train, reproduce, bench")
+    parser.error(
+        f"unknown command {command!r}; available: demo, train, evaluate, reproduce, bench"
+    )
     return 2
 
 

@@ -18,7 +18,7 @@ def test_cli__help_lists_subcommands(capsys):
 def test_cli__unknown_command_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         cli.main(["frobnicate"])
-    assert "available: demo, train, reproduce, bench" in capsys.readouterr().err
+    assert "available: demo, train, evaluate, reproduce, bench" in capsys.readouterr().err
 
 
 def test_cli__unknown_benchmark_lists_available(capsys):

@@ -12,7 +12,14 @@ import pytest
 
 from pain_jax.pain.acting import split_keys
 from pain_jax.pain.dynamics import DROPOUT, NOISE, OFF, PainParams
-from pain_jax.pain.layers import Pain, PainDropout, PainNoise
+from pain_jax.pain.layers import (
+    Pain,
+    PainDropout,
+    PainNoise,
+    gaussian_table,
+    pain_uniforms,
+)
+from pain_jax.prng import counter_blocks
 
 KEY = jax.random.key(0)
 PARAMS = PainParams(sigma=0.5, dropout_rate=0.2, dropout_max=0.5)
@@ -174,8 +181,10 @@ def test_pain_noise__independent_across_members_steps_agents_envs():
     noise = np.asarray(_noise_rollout(KEY, members, steps, agents * envs))
     flat = noise.reshape(-1, noise.shape[-1])
     assert len({row.tobytes() for row in flat}) == flat.shape[0]  # no two rows share
-    # No element value shared either, and rows are uncorrelated on average.
-    assert len(np.unique(flat)) == flat.size
+    # Noise takes 2**16 values, so a few equal elements happen by chance (birthday:
+    # about n**2 / 2**17 = 7 pairs here); one shared row alone would add 8.
+    assert flat.size - len(np.unique(flat)) < 4 * flat.size**2 / 2**17
+    # Rows are uncorrelated on average.
     corr = np.corrcoef(flat)
     off_diag = corr[~np.eye(len(flat), dtype=bool)]
     assert abs(off_diag.mean()) < 0.05
@@ -184,3 +193,98 @@ def test_pain_noise__independent_across_members_steps_agents_envs():
     np.testing.assert_array_equal(noise, again)
     other = np.asarray(_noise_rollout(jax.random.key(1), members, steps, agents * envs))
     assert not np.any(np.all(other == noise, axis=-1))
+
+
+# ----- the random numbers (counter-mode Threefry, 16-bit uniforms) ---------------------
+_uniforms = jax.jit(pain_uniforms, static_argnums=1)
+
+
+def test_pain_uniforms__layout_is_the_16_bit_halves_of_counter_blocks():
+    # (2, 8): q = 2 blocks per row; columns j, j+2, j+4, j+6 share block j.
+    u = np.asarray(_uniforms(KEY, (2, 8)))
+    hi, lo = (np.asarray(w) for w in counter_blocks(KEY, (2, 2)))
+    expected = np.concatenate([hi >> 16, hi & 0xFFFF, lo >> 16, lo & 0xFFFF], axis=1)
+    np.testing.assert_array_equal(u, expected)
+    # Width not a multiple of 4 (logits): the leftover halves are unused.
+    np.testing.assert_array_equal(_uniforms(KEY, (2, 5)), expected[:, [0, 1, 2, 3, 4]])
+
+
+def test_pain_uniforms__no_draw_is_all_zeros():
+    u = jax.jit(lambda d: pain_uniforms(KEY, (3, 8), d))(jnp.bool_(False))
+    np.testing.assert_array_equal(u, 0)
+
+
+def test_pain_uniforms__uniform_over_2_pow_16():
+    u = np.asarray(_uniforms(KEY, (256, 1024))).ravel()
+    assert u.min() >= 0 and u.max() < 2**16
+    # Chi-square over 64 equal bins of the top and of the bottom 6 bits (63 dof:
+    # mean 63, std 11; 130 is beyond 6 std).
+    for bins in (u >> 10, u & 63):
+        counts = np.bincount(bins, minlength=64)
+        expected = u.size / 64
+        assert np.sum((counts - expected) ** 2 / expected) < 130
+
+
+def test_gaussian_table__symmetric_increasing_unit_variance_quantiles():
+    t = gaussian_table().astype(np.float64)
+    assert t.shape == (2**16,) and gaussian_table().dtype == np.float32
+    np.testing.assert_array_equal(t, -t[::-1])
+    assert np.all(np.diff(t) > 0)
+    np.testing.assert_allclose(np.mean(t**2), 1.0, rtol=1e-6)
+    # Midpoint quantiles: the median pair straddles 0 at +-0.5/2**16 / phi(0).
+    np.testing.assert_allclose(t[2**15], 0.5 / 2**16 * np.sqrt(2 * np.pi), rtol=1e-3)
+    assert 4.3 < t[-1] < 4.35  # tail cut: P(|z| > 4.32) = 1.5e-5 for a true normal
+
+
+@functools.cache
+def _unit_noise():
+    x = jnp.zeros((400, 512))  # 204800 draws, one key
+    params = PARAMS.replace(sigma=1.0)
+    return np.asarray(PainNoise().apply({}, x, jnp.ones(400), params, rngs={"pain": KEY}))
+
+
+def test_pain_noise__is_standard_gaussian():
+    from scipy import stats
+
+    z = _unit_noise().ravel()
+    assert abs(z.mean()) < 5 / np.sqrt(z.size)
+    assert abs(z.std() - 1.0) < 0.01
+    # Kolmogorov-Smirnov against N(0, 1): n = 2e5, the 1% critical value is 0.0036.
+    assert stats.kstest(z, "norm").statistic < 0.0036
+    # Tails: P(|z| > 2) = 0.0455, P(|z| > 3) = 0.0027.
+    assert abs(np.mean(np.abs(z) > 2) - 0.0455) < 0.003
+    assert abs(np.mean(np.abs(z) > 3) - 0.0027) < 0.0006
+
+
+def test_pain_noise__rows_and_block_mates_uncorrelated():
+    z = _unit_noise()
+    # 400 rows: off-diagonal correlations have std 1/sqrt(512) = 0.044.
+    corr = np.corrcoef(z)
+    off = corr[~np.eye(len(z), dtype=bool)]
+    assert abs(off.mean()) < 0.005 and np.abs(off).max() < 0.25
+    # Columns j, j + 128, j + 256, j + 384 come from one hash block: uncorrelated.
+    q = z.shape[1] // 4
+    for a, b in ((0, 1), (0, 2), (0, 3), (1, 2), (2, 3)):
+        r = np.mean(z[:, a * q : (a + 1) * q] * z[:, b * q : (b + 1) * q])
+        assert abs(r) < 5 / np.sqrt(z.size / 4)
+
+
+def test_pain__deterministic_per_key():
+    x = jax.random.normal(KEY, (4, 8))
+    for mode in (NOISE, DROPOUT):
+        p = PARAMS.replace(mode=mode)
+        a = pain(x, jnp.ones(4), p, KEY)
+        np.testing.assert_array_equal(a, pain(x, jnp.ones(4), p, KEY))
+        assert not np.array_equal(a, pain(x, jnp.ones(4), p, jax.random.key(1)))
+
+
+def test_pain_dropout__masks_independent_across_rows_and_columns():
+    x = jnp.ones((200, 400))
+    y = np.asarray(
+        PainDropout().apply({}, x, jnp.full(200, 2.0), PARAMS, rngs={"pain": KEY})
+    )
+    kept = (y != 0).astype(float)  # drop rate 0.4
+    assert abs(1 - kept.mean() - 0.4) < 0.005
+    # Pairwise co-kept rate of rows / of block-mate columns is 0.6**2 if independent.
+    assert abs(np.mean(kept[:-1] * kept[1:]) - 0.36) < 0.01
+    assert abs(np.mean(kept[:, :100] * kept[:, 100:200]) - 0.36) < 0.01

@@ -3,6 +3,7 @@
 from pain_jax.envs.api import Environment, EnvParams
 from pain_jax.envs.registry import make, register, registered_names
 from pain_jax.envs.spaces import Box, Discrete
+from pain_jax.envs.vector import reset_batch, step_batch
 
 # Built-in environments register themselves on import.
 from pain_jax.envs import builtin  # noqa: E402,F401  isort: skip
@@ -15,4 +16,6 @@ __all__ = [
     "make",
     "register",
     "registered_names",
+    "reset_batch",
+    "step_batch",
 ]

@@ -35,6 +35,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+# Re-exported: the fast threefry lives in pain_jax.prng (split_key is used by step).
+from pain_jax.prng import random_words, split_key, threefry2x32  # noqa: F401
+
 Obs = jax.Array
 Info = dict[str, Any]
 
@@ -123,25 +126,32 @@ class Environment:
         params = self.default_params() if params is None else params
         actions = self._check_actions(actions)
         key_step, key_reset = split_key(key)
-        obs_st, state_st, rewards, terminated = self.step_env(
+        obs_st, state_st, rewards, done, info = self._step_no_reset(
             key_step, state, actions, params
         )
-        truncated = (state_st.time >= params.max_steps) & ~terminated
-        done = terminated | truncated
-        stats = self.episode_stats(state_st)
         obs_re, state_re = self.reset_env(key_reset, params)
         state = jax.tree.map(lambda r, s: jnp.where(done, r, s), state_re, state_st)
         if type(self).get_obs is Environment.get_obs:
             obs = jnp.where(done, obs_re, obs_st)
         else:  # one observation of the selected state instead of two and a select
             obs = self.get_obs(state)
+        return obs, state, rewards, done, info
+
+    def _step_no_reset(self, key, state, actions, params):
+        """One step without the auto-reset: ``(obs, state, rewards, done, info)``
+        where ``obs``/``state`` are the true post-step ones (``obs`` is also
+        ``info["final_obs"]``).  ``step`` and ``pain_jax.envs.vector.step_batch``
+        add the reset on top; ``actions`` must already be checked."""
+        obs_st, state_st, rewards, terminated = self.step_env(key, state, actions, params)
+        truncated = (state_st.time >= params.max_steps) & ~terminated
+        done = terminated | truncated
         info = {
             "terminated": terminated,
             "truncated": truncated,
             "final_obs": obs_st,
-            "episode": stats,
+            "episode": self.episode_stats(state_st),
         }
-        return obs, state, rewards.astype(jnp.float32), done, info
+        return obs_st, state_st, rewards.astype(jnp.float32), done, info
 
     def _check_actions(self, actions: jax.Array) -> jax.Array:
         actions = jnp.asarray(actions)
@@ -162,74 +172,6 @@ class Environment:
             bad = jnp.any((actions < 0) | (actions >= n))
             jax.debug.callback(_raise_out_of_range, bad, n)
         return jnp.clip(actions, 0, n - 1)
-
-
-# ----- fast threefry ---------------------------------------------------------------
-# On CPU, JAX lowers its threefry hash as a rolled 5-iteration loop (small programs,
-# slow code: about 20 ns per block).  The same hash unrolled (the Threefry-2x32 spec
-# of Salmon et al. 2011: 20 rounds, key injection every 4) fuses into one loop and
-# measured 3-5x faster.  Results are bit-identical to ``jax.random.split``
-# and to counter-mode ``threefry_2x32``; other key implementations fall back to
-# ``jax.random``.
-_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
-
-
-def threefry2x32(k0, k1, x0, x1):
-    """Threefry-2x32 of the counter pair ``(x0, x1)`` under key ``(k0, k1)`` (uint32,
-    broadcast together); returns the two output words."""
-    u = jnp.uint32
-    k0, k1, x0, x1 = (jnp.asarray(v, u) for v in (k0, k1, x0, x1))
-    ks = (k0, k1, k0 ^ k1 ^ u(0x1BD11BDA))
-    x0, x1 = x0 + k0, x1 + k1
-    for block in range(5):
-        for rot in _ROTATIONS[block % 2]:
-            x0 = x0 + x1
-            x1 = ((x1 << u(rot)) | (x1 >> u(32 - rot))) ^ x0
-        x0 = x0 + ks[(block + 1) % 3]
-        x1 = x1 + ks[(block + 2) % 3] + u(block + 1)
-    return x0, x1
-
-
-def _threefry_data(key):
-    """``(k0, k1)`` of a threefry key (typed or raw uint32), else ``None``."""
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        if str(jax.random.key_impl(key)) != "threefry2x32" or key.shape != ():
-            return None
-        data = jax.random.key_data(key)
-    elif key.shape == (2,) and key.dtype == jnp.uint32:
-        data = key
-    else:
-        return None
-    return data[0], data[1]
-
-
-def split_key(key: jax.Array, num: int = 2) -> jax.Array:
-    """``jax.random.split(key, num)``, bit for bit, with the unrolled hash."""
-    data = _threefry_data(key)
-    if data is None or not jax.config.jax_threefry_partitionable:
-        return jax.random.split(key, num)
-    hi, lo = threefry2x32(*data, jnp.zeros((num,), jnp.uint32), jnp.arange(num))
-    # The barrier keeps XLA from duplicating the 100-op hash into every consumer
-    # (GPU; XLA on CPU drops barriers before fusing).
-    new = jax.lax.optimization_barrier(jnp.stack([hi, lo], axis=-1))
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        return jax.random.wrap_key_data(new, impl="threefry2x32")
-    return new
-
-
-def random_words(key: jax.Array, n: int) -> jax.Array:
-    """``n`` uniform uint32 words from one key: counter-mode threefry, identical to
-    ``threefry_2x32(key, arange(m))[:n]`` with ``m = n`` rounded up to even."""
-    data = _threefry_data(key)
-    if data is None:
-        return jax.random.bits(key, (n,), jnp.uint32)
-    half = (n + 1) // 2
-    count = jnp.arange(2 * half, dtype=jnp.uint32)
-    x0, x1 = threefry2x32(*data, count[:half], count[half:])
-    # XLA computes each output word with its own hash: ask for exactly n.  The
-    # barrier keeps XLA from duplicating the hash into every consumer (GPU; CPU
-    # drops barriers before fusion).
-    return jax.lax.optimization_barrier(jnp.concatenate([x0, x1[: n - half]]))
 
 
 def _check_concrete(value, ok, message: str) -> None:

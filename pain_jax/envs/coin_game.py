@@ -294,9 +294,11 @@ class CoinGame(Environment):
                 chans.append(jnp.where(on[o], row * g + col, -1))  # -1: not shown
             views.append(jnp.stack(chans))
         # Channel -> cell table, materialised (A, 2A); the observation is then one
-        # broadcast comparison, the cheapest form XLA vectorises.
-        cell = _stored(jnp.stack(views))
-        grid = jnp.arange(g * g, dtype=jnp.int32)
+        # broadcast comparison, the cheapest form XLA vectorises.  It compares
+        # float32 (cells < 2**16 are exact): on CPU the int32 compare-and-convert
+        # measured about 2x slower in the batched step (10x alone) than the float one.
+        cell = _stored(jnp.stack(views)).astype(jnp.float32)
+        grid = jnp.arange(g * g, dtype=jnp.float32)
         obs = (grid[None, :, None] == cell[:, None, :]).astype(jnp.float32)
         return obs.reshape((a, -1)) if self.flat else obs.reshape((a, g, g, 2 * a))
 
