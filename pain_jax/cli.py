@@ -55,7 +55,8 @@ def _bench(name: str, argv: list[str]) -> int:
         print(f"unknown benchmark {name!r}; available{where}: {', '.join(names)}")
         return 2
     module = runpy.run_path(str(BENCHMARKS_DIR / f"{name}.py"), run_name="pain_jax_bench")
-    return int(module["main"](argv) or 0)
+    code = module["main"](argv)  # some benchmarks return their results
+    return code if isinstance(code, int) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,3 +37,19 @@ def test_demo__sampled_league_agrees_with_exact_values():
         league["strategies"].index("always_defect"),
     )
     np.testing.assert_allclose(league["exact"][i, j], [-2.04, -1.92], atol=1e-5)
+
+
+def test_cli__bench_returning_results_exits_zero(tmp_path, monkeypatch):
+    (tmp_path / "tiny_bench.py").write_text(
+        "def main(argv=None):\n    return {'steps_per_second': 1.0, 'argv': argv}\n"
+    )
+    monkeypatch.setattr(cli, "BENCHMARKS_DIR", tmp_path)
+    assert cli.main(["bench", "tiny_bench", "--quick"]) == 0
+
+
+def test_make__non_integer_episode_length_is_rejected():
+    import pain_jax as pj
+
+    with pytest.raises(ValueError, match="max_steps must be >= 1 and an integer"):
+        pj.make("ipd", max_steps=2.5)
+    pj.make("ipd", max_steps=3.0)  # an integral float is fine

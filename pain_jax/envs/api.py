@@ -104,7 +104,11 @@ class Environment:
         Traced params (inside jit/vmap) are not checked; ``pj.make`` checks the
         params it returns.  Subclasses extend this and call ``super()``.
         """
-        _check_concrete(params.max_steps, lambda v: v >= 1, "max_steps must be >= 1")
+        _check_concrete(
+            params.max_steps,
+            lambda v: (v >= 1) & (v == np.floor(v)),
+            "max_steps must be >= 1 and an integer",
+        )
 
     # ----- spaces -------------------------------------------------------------
     def action_space(self, params=None):

@@ -77,7 +77,11 @@ def _preset_from_argv(argv: list[str]) -> tuple[str, list[str]]:
         else:
             rest.append(arg)
     if name not in PRESETS:
-        raise SystemExit(f"unknown preset {name!r}; available: {', '.join(PRESETS)}")
+        print(
+            f"pain-jax train: unknown preset {name!r}; available: {', '.join(PRESETS)}",
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
     return name, rest
 
 
@@ -120,6 +124,13 @@ def main(argv: list[str] | None = None) -> int:
             progress=h.progress,
             overwrite=h.overwrite,
         )
+    except KeyboardInterrupt:
+        print(
+            f"\npain-jax train: interrupted; run the same command again to resume "
+            f"from the last checkpoint in {h.out}/checkpoints",
+            file=sys.stderr,
+        )
+        return 130
     except TrainingDiverged as e:
         print(f"pain-jax train: stopped: {e}", file=sys.stderr)
         return 3

@@ -155,7 +155,7 @@ def train_run(
         if old != record:
             raise ValueError(
                 f"{out} holds a run with a different configuration; choose another "
-                "--out or pass --overwrite"
+                "--out or pass --host.overwrite"
             )
     elif overwrite and out.exists():
         import shutil
@@ -245,7 +245,7 @@ def _tick(bar, n: int, row: dict, config: TrainConfig, start: float, done: int) 
     sps = env_steps(config, done) / max(time.perf_counter() - start, 1e-9)
     postfix = {
         "steps/s": f"{sps:,.0f}",
-        "return": f"{_scalar(row, 'reward_per_step'):.3f}",
+        "reward/step": f"{_scalar(row, 'reward_per_step'):.3f}",
         "pain": f"{_scalar(row, 'pain'):.2f}",
     }
     if "episode/own_coin_rate" in row:
