@@ -127,21 +127,24 @@ def run_main_table(args, cache: _Cache, key) -> list[dict]:
         rows = [r for r in rows if r.name in args.rows]
     out = []
     for row in tqdm(rows, desc="LOLA table rows"):
-        pain = _pain(args, row.game, mode)
-        config = {
-            "row": row.key, "seeds": args.seeds, "updates": args.updates,
-            "seed": args.seed, "pain": _pain_config(pain),
-        }  # fmt: skip
-        res = cache.get(
-            row.key,
-            config,
-            lambda row=row, pain=pain: lr.run_row(
-                row, key, args.seeds, args.updates, pain
-            ),
-        )
-        lr.check_finite(res)
+        res, _ = _cached_row(args, cache, key, row, _pain(args, row.game, mode))
         out.append(res)
     return out
+
+
+def _cached_row(args, cache: _Cache, key, row, pain) -> tuple[dict, dict]:
+    """One table row, from the cache when an identical run is stored there."""
+    config = {
+        "row": row.key, "seeds": args.seeds, "updates": args.updates,
+        "seed": args.seed, "pain": _pain_config(pain),
+    }  # fmt: skip
+    res = cache.get(
+        row.key,
+        config,
+        lambda: lr.run_row(row, key, args.seeds, args.updates, pain),
+    )
+    lr.check_finite(res)
+    return res, config
 
 
 def run_tandem(args, cache: _Cache, key) -> list[dict]:
@@ -174,19 +177,7 @@ def run_pain_table(args, cache: _Cache, key) -> list[dict]:
     for game, name in tqdm(pairs, desc="pain table rows"):
         row = lr.Row(game, name, 1.0)
         for m in (0, mode):
-            pain = _pain(args, game, m)
-            config = {
-                "row": row.key, "seeds": args.seeds, "updates": args.updates,
-                "seed": args.seed, "pain": _pain_config(pain),
-            }  # fmt: skip
-            res = cache.get(
-                row.key,
-                config,
-                lambda row=row, pain=pain: lr.run_row(
-                    row, key, args.seeds, args.updates, pain
-                ),
-            )
-            lr.check_finite(res)
+            res, config = _cached_row(args, cache, key, row, _pain(args, game, m))
             out.append({**res, "pain_mode": m, "pain_params": config["pain"]})
     return out
 
