@@ -4,9 +4,11 @@ Sub-commands dispatch lazily to thin programs so that ``pain-jax --help`` is ins
 and one sub-command's imports never slow another:
 
 * ``pain-jax demo``               the README's main job on a small real default
-* ``pain-jax reproduce NAME``     a published table (``lola``, ``lola_dice``)
+* ``pain-jax reproduce NAME``     a published table (``lola``, ``lola_dice``, ``coin``) or
+                                  the games cross-check (``games``)
 * ``pain-jax train``              train agents (PPO, Advantage Alignment), pain on/off
 * ``pain-jax evaluate``           a league of bots and trained runs on Coin Game
+* ``pain-jax experiment NAME``    the project's experiments (``empathy``)
 * ``pain-jax bench NAME``         throughput benchmarks from ``benchmarks/``
 
 Every sub-command writes its results (JSON, markdown, PNG) to ``--out``.
@@ -22,8 +24,14 @@ from pathlib import Path
 
 #: name -> "module:function" taking ``argv`` and returning an exit code.
 REPRODUCTIONS = {
+    "games": "pain_jax.experiments.games:main",
+    "coin": "pain_jax.experiments.coin:main",
     "lola": "pain_jax.experiments.lola:main",
     "lola_dice": "pain_jax.experiments.lola_dice:main",
+}
+#: ``pain-jax experiment NAME``: the project's own experiments.
+EXPERIMENTS = {
+    "empathy": "pain_jax.experiments.empathy:main",
 }
 COMMANDS = {
     "demo": "pain_jax.experiments.demo:main",
@@ -72,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("evaluate", help="league of bots and trained runs", add_help=False)
     rep = sub.add_parser("reproduce", help="reproduce a published table")
     rep.add_argument("name", choices=sorted(REPRODUCTIONS), help="which table")
+    exp = sub.add_parser("experiment", help="run one of the project's experiments")
+    exp.add_argument("name", choices=sorted(EXPERIMENTS), help="which experiment")
     bench = sub.add_parser("bench", help="run a throughput benchmark")
     bench.add_argument("name", help="benchmark name: " + ", ".join(_benchmarks()))
     return parser
@@ -86,18 +96,25 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command in COMMANDS:
         return _call(COMMANDS[command], rest)
-    if command in ("reproduce", "bench"):
+    if command in ("reproduce", "bench", "experiment"):
         if not rest or rest[0].startswith("-"):
             parser.parse_args([command, *rest])  # prints usage (and help on -h)
             return 2
         name, rest = rest[0], rest[1:]
         if command == "bench":
             return _bench(name, rest)
+        if command == "experiment":
+            if name not in EXPERIMENTS:
+                parser.error(
+                    f"unknown experiment {name!r}; available: {', '.join(EXPERIMENTS)}"
+                )
+            return _call(EXPERIMENTS[name], rest)
         if name not in REPRODUCTIONS:
             parser.error(f"unknown table {name!r}; available: {', '.join(REPRODUCTIONS)}")
         return _call(REPRODUCTIONS[name], rest)
     parser.error(
-        f"unknown command {command!r}; available: demo, train, evaluate, reproduce, bench"
+        f"unknown command {command!r}; available: demo, train, evaluate, reproduce, "
+        "experiment, bench"
     )
     return 2
 

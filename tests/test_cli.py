@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from pain_jax import cli
-from pain_jax.experiments.demo import strategy_league
+from pain_jax.experiments.games import strategy_league
 
 
 def test_cli__help_lists_subcommands(capsys):
@@ -18,7 +18,8 @@ def test_cli__help_lists_subcommands(capsys):
 def test_cli__unknown_command_is_a_clear_error(capsys):
     with pytest.raises(SystemExit):
         cli.main(["frobnicate"])
-    assert "available: demo, train, evaluate, reproduce, bench" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "available: demo, train, evaluate, reproduce, experiment, bench" in err
 
 
 def test_cli__unknown_benchmark_lists_available(capsys):

@@ -153,6 +153,13 @@ SMALL = dict(
 # Episodes of 4 steps inside rollouts of 6: truncation bootstraps are exercised.
 CASES = {
     "coin_game-aa": dict(env="coin_game", env_options={"max_steps": 4}, algorithm="aa"),
+    # mixed learners (different losses) and the learned opponent-value model
+    "coin_game-aa_pg+ppo-model": dict(
+        env="coin_game",
+        env_options={"max_steps": 4},
+        agent_algorithms=("aa_pg", "ppo"),
+        opponent_value="model",
+    ),
 }
 MODES = (OFF, NOISE, DROPOUT)
 
@@ -320,6 +327,30 @@ def test_update__every_algorithm_network_and_environment(env, algorithm, network
         params = with_mode(trainer.env_params, mode)
         _, metrics = update(init(jax.random.key(0), params), params)
         check_metrics(metrics, trainer.num_agents, mode)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network", ["mlp", "cnn", "gru"])
+@pytest.mark.parametrize("env", ["coin_game", "ipd"])
+def test_update__mixed_learners_with_opponent_model(env, network):
+    if network == "cnn" and env == "ipd":
+        pytest.skip("the IPD observes a flat vector")
+    config = TrainConfig(
+        **SMALL,
+        env=env,
+        env_options={"max_steps": 4},
+        agent_algorithms=("aa", "ppo"),
+        opponent_value="model",
+        network=network,
+        gru_hidden=8,
+    )
+    trainer = make_trainer(config)
+    init, update = jax.jit(trainer.init), jax.jit(trainer.update)
+    for mode in MODES:
+        params = with_mode(trainer.env_params, mode)
+        _, metrics = update(init(jax.random.key(0), params), params)
+        check_metrics(metrics, trainer.num_agents, mode)
+        assert np.all(np.isfinite(metrics["opponent_model_loss"]))
 
 
 @pytest.mark.slow

@@ -127,6 +127,13 @@ class Environment:
         return self.reset_env(key, params)
 
     def step(self, key: jax.Array, state, actions: jax.Array, params=None):
+        return self.step_with_final(key, state, actions, params)[:5]
+
+    def step_with_final(self, key: jax.Array, state, actions: jax.Array, params=None):
+        """:meth:`step` plus the true post-step state before the auto-reset:
+        ``(obs, state, rewards, done, info, final_state)`` (``info["final_obs"]``
+        is the observation of ``final_state``).  Wrappers that observe more of the
+        final state than its observation (e.g. visible pain) use it."""
         params = self.default_params() if params is None else params
         actions = self._check_actions(actions)
         key_step, key_reset = split_key(key)
@@ -139,7 +146,7 @@ class Environment:
             obs = jnp.where(done, obs_re, obs_st)
         else:  # one observation of the selected state instead of two and a select
             obs = self.get_obs(state)
-        return obs, state, rewards, done, info
+        return obs, state, rewards, done, info, state_st
 
     def _step_no_reset(self, key, state, actions, params):
         """One step without the auto-reset: ``(obs, state, rewards, done, info)``

@@ -88,34 +88,77 @@ def load_config(path: Path) -> TrainConfig:
     """The :class:`TrainConfig` recorded in a run folder's ``config.json``."""
     record = json.loads((Path(path) / "config.json").read_text())
     fields = dict(record["config"])
-    for name in ("hidden", "conv", "pain_layers"):  # JSON turned tuples into lists
+    for name in ("hidden", "conv", "pain_layers", "agent_algorithms"):  # JSON: lists
         if isinstance(fields.get(name), list):
             fields[name] = tuple(fields[name])
     return TrainConfig(**fields)
 
 
-def run(name: str, path: Path, slot: int = 0) -> Participant:
-    """The participant of a trained run: seed 0, agent ``slot``, latest checkpoint."""
+#: The config fields that shape a run's network (and so its compiled play); pain
+#: dynamics, injection strength and mode are traced, training options irrelevant.
+_NETWORK_FIELDS = (
+    "env",
+    "env_options",
+    "network",
+    "hidden",
+    "conv",
+    "gru_hidden",
+    "activation",
+    "pain_layers",
+    "pain_logits",
+    "pain_critic",
+    "observe_own_pain",
+    "observe_others_pain",
+)
+
+
+def _network_kind(config: TrainConfig) -> str:
+    fields = {k: getattr(config, k) for k in _NETWORK_FIELDS}
+    return "run:" + json.dumps(fields, sort_keys=True, default=list)
+
+
+_RESTORED: dict[tuple, Any] = {}  # the last restored run (seat after seat)
+
+
+def run_seeds(name: str, path: Path, slot: int = 0) -> list[Participant]:
+    """One participant per trained seed of a run folder (latest checkpoint), agent
+    ``slot``; named ``NAME`` for seed 0 and ``NAME#s`` for seed ``s``.  The run is
+    restored once."""
     from pain_jax.learn.host import restore_runner
 
     path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"--run {name}: {path} is not a training run folder")
     record = json.loads((path / "config.json").read_text())
     config = load_config(path)
-    runner, trainer = restore_runner(path, config, record["num_seeds"], record["seed"])
+    stamp = (str(path.resolve()), (path / "metrics.jsonl").stat().st_mtime_ns)
+    if stamp not in _RESTORED:  # both seats of a run: one restore
+        _RESTORED.clear()
+        _RESTORED[stamp] = restore_runner(
+            path, config, record["num_seeds"], record["seed"]
+        )
+    runner, trainer = _RESTORED[stamp]
     if not 0 <= slot < trainer.num_agents:
         raise ValueError(
             f"--run {name}: slot {slot} out of range [0, {trainer.num_agents})"
         )
-    variables = jax.tree.map(lambda x: x[0, slot], runner.variables)
-    return Participant(
-        name,
-        variables,
-        config.pain_params(),
-        trainer.policy,
-        # runs of one config share a network: one compile serves all their slots
-        "run:" + json.dumps(dataclasses.asdict(config), sort_keys=True, default=list),
-        config,
-    )
+    kind = _network_kind(config)  # runs with one network shape share one compile
+    return [
+        Participant(
+            name if s == 0 else f"{name}#{s}",
+            jax.tree.map(lambda x, s=s: x[s, slot], runner.variables),
+            config.pain_params(),
+            trainer.policy,
+            kind,
+            config,
+        )
+        for s in range(record["num_seeds"])
+    ]
+
+
+def run(name: str, path: Path, slot: int = 0) -> Participant:
+    """The participant of a trained run: seed 0, agent ``slot``, latest checkpoint."""
+    return run_seeds(name, path, slot)[0]
 
 
 def match_env(participants: list[Participant], grid_size: int, max_steps: int):

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     h = args.host
     print(
-        f"preset {name}: {args.config.algorithm} on {args.config.env}, "
+        f"preset {name}: {args.config.label} on {args.config.env}, "
         f"pain {args.config.pain_mode}, {h.seeds} seed(s) -> {h.out}"
     )
     try:

@@ -23,6 +23,7 @@ NETWORKS = ("mlp", "cnn", "gru")
 PAIN_MODES = {"off": OFF, "noise": NOISE, "dropout": DROPOUT}
 PAIN_SHAPES = {"linear": LINEAR, "inverse": INVERSE}
 ACTIVATIONS = ("tanh", "relu")
+OPPONENT_VALUES = ("critic", "model")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,12 @@ class TrainConfig:
     Algorithm: ``"ppo"`` (independent PPO), ``"aa"`` (Advantage Alignment,
     proximal PPO-clipped form) or ``"aa_pg"`` (Advantage Alignment, plain
     policy-gradient form); ``aa_beta`` weights the alignment term.
+    ``agent_algorithms`` (one name per agent, e.g. ``("aa", "ppo")``) lets the
+    agents learn with different algorithms in one run; empty means every agent uses
+    ``algorithm``.  ``opponent_value``: where Advantage Alignment reads the
+    opponents' advantages: ``"critic"`` (the opponents' own critics) or ``"model"``
+    (each agent's learned model of the opponents' values, fitted on their observed
+    rewards; :mod:`pain_jax.learn.opponent_model`).
 
     Network: ``"mlp"`` (flat or flattened observations), ``"cnn"`` (grid
     observations ``(H, W, C)``) or ``"gru"``; ``hidden`` widths of the dense layers
@@ -63,6 +70,8 @@ class TrainConfig:
     env_options: dict[str, Any] = field(default_factory=dict)
     algorithm: str = "ppo"
     aa_beta: float = 1.0
+    agent_algorithms: tuple[str, ...] = ()
+    opponent_value: str = "critic"
     network: str = "mlp"
     hidden: tuple[int, ...] = (64, 64)
     conv: tuple[int, ...] = (16, 16)
@@ -105,10 +114,19 @@ class TrainConfig:
             "activation": ACTIVATIONS,
             "pain_mode": tuple(PAIN_MODES),
             "pain_shape": tuple(PAIN_SHAPES),
+            "opponent_value": OPPONENT_VALUES,
         }
         for name, allowed in choices.items():
             value = getattr(self, name)
             _check(value in allowed, name, f"must be one of {list(allowed)}", value)
+        per_agent = self.agent_algorithms
+        _check(
+            isinstance(per_agent, tuple | list)
+            and all(isinstance(a, str) and a in ALGORITHMS for a in per_agent),
+            "agent_algorithms",
+            f"must be a tuple of names from {list(ALGORITHMS)} (one per agent) or ()",
+            per_agent,
+        )
         _check(isinstance(self.env, str) and self.env, "env", "must be a name", self.env)
         _check(
             isinstance(self.env_options, dict),
@@ -179,6 +197,25 @@ class TrainConfig:
     def replace(self, **changes) -> TrainConfig:
         """A copy with ``changes`` (validated again)."""
         return dataclasses.replace(self, **changes)
+
+    def algorithms(self, num_agents: int) -> tuple[str, ...]:
+        """Each agent's algorithm name, ``(num_agents,)``; raises ``ValueError`` when
+        ``agent_algorithms`` does not name one per agent."""
+        if not self.agent_algorithms:
+            return (self.algorithm,) * num_agents
+        _check(
+            len(self.agent_algorithms) == num_agents,
+            "agent_algorithms",
+            f"needs one name per agent ({num_agents} agents in {self.env!r})",
+            self.agent_algorithms,
+        )
+        return tuple(self.agent_algorithms)
+
+    @property
+    def label(self) -> str:
+        """A short name of the learners, e.g. ``"aa"`` or ``"aa+ppo"``."""
+        names = self.agent_algorithms
+        return "+".join(names) if names else self.algorithm
 
     @property
     def minibatch_envs(self) -> int:

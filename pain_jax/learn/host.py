@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from pain_jax.experiments.report import environment_info, markdown_table, write_json
@@ -234,7 +235,7 @@ def _progress(total: int, done: int, enabled: bool, config: TrainConfig):
     from tqdm.auto import tqdm
 
     return tqdm(
-        total=total, initial=done, unit="update", desc=f"{config.algorithm} {config.env}"
+        total=total, initial=done, unit="update", desc=f"{config.label} {config.env}"
     )
 
 
@@ -259,7 +260,7 @@ def summarise(config: TrainConfig, rows: list[dict], num_seeds: int, seconds: fl
     tail = rows[-max(1, len(rows) // 10) :]
     out: dict[str, Any] = {
         "env": config.env,
-        "algorithm": config.algorithm,
+        "algorithm": config.label,
         "pain_mode": config.pain_mode,
         "network": config.network,
         "num_seeds": num_seeds,
@@ -321,7 +322,10 @@ def plot_training(rows: list[dict], path: Path, summary: dict) -> None:
         for agent in range(values.shape[2]):
             mean = np.nanmean(values[:, :, agent], axis=1)
             std = np.nanstd(values[:, :, agent], axis=1)
+            learners = summary["algorithm"].split("+")
             label = f"agent {agent}" if values.shape[2] > 1 else None
+            if label and len(learners) == values.shape[2]:
+                label += f" ({learners[agent]})"
             ax.plot(updates, mean, label=label)
             ax.fill_between(updates, mean - std, mean + std, alpha=0.2)
         ax.set_title(name)
@@ -339,9 +343,16 @@ def plot_training(rows: list[dict], path: Path, summary: dict) -> None:
 def restore_runner(out: Path, config: TrainConfig, num_seeds: int, seed: int = 0):
     """The latest checkpointed runner state of a run folder (for evaluation)."""
     trainer = make_trainer(config)
-    runner = jax.jit(jax.vmap(trainer.init))(
-        jax.random.split(jax.random.key(seed), num_seeds)
-    )
+    keys = jax.random.split(jax.random.key(seed), num_seeds)
+    # The checkpoint's structure without compiling the init: shapes, then zeros.
+    abstract = jax.eval_shape(jax.vmap(trainer.init), keys)
+
+    def zeros(s):
+        if jax.dtypes.issubdtype(s.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(jnp.zeros(s.shape + (2,), jnp.uint32))
+        return jnp.zeros(s.shape, s.dtype)
+
+    runner = jax.tree.map(zeros, abstract)
     ckpt = Checkpoints(Path(out) / "checkpoints")
     try:
         latest = ckpt.latest()

@@ -146,16 +146,40 @@ def agent_loss(
     return total, stats
 
 
+def per_agent_loss(losses: tuple[PolicyLoss, ...]) -> tuple[PolicyLoss, jax.Array]:
+    """One policy loss for agents that learn with different losses.
+
+    ``losses`` holds one :data:`PolicyLoss` per agent.  Returns ``(loss, index)``:
+    ``loss(log_prob, old_log_prob, advantage, clip_eps, index)`` applies the agent's
+    own loss (``lax.switch`` on ``index``, int32 ``()``, which becomes a select of
+    the cheap surrogates under the agent ``vmap``) and ``index`` int32 ``(A,)`` maps
+    each agent to its loss.
+    """
+    unique = list(dict.fromkeys(losses))
+    index = jnp.asarray([unique.index(f) for f in losses], jnp.int32)
+
+    def loss(log_prob, old_log_prob, advantage, clip_eps, which):
+        if len(unique) == 1:
+            return unique[0](log_prob, old_log_prob, advantage, clip_eps)
+        return jax.lax.switch(which, unique, log_prob, old_log_prob, advantage, clip_eps)
+
+    return loss, index
+
+
 def make_update(
     policy: Policy,
     optimizer: optax.GradientTransformation,
-    policy_loss: PolicyLoss,
+    policy_loss: PolicyLoss | tuple[PolicyLoss, ...],
     num_epochs: int,
     num_minibatches: int,
     normalize_advantage: bool = True,
 ):
     """Build ``update(variables, opt_state, batch, key, pain, coefs) ->
     (variables, opt_state, stats)``.
+
+    ``policy_loss`` is one loss for every agent, or a tuple with one loss per agent
+    (e.g. an Advantage Alignment learner in the policy-gradient form against a PPO
+    learner).
 
     ``variables``, ``opt_state``, ``batch`` (an :class:`AgentBatch` with a leading
     agent axis) are agent-stacked, ``pain`` fields are scalars or ``(A,)``; ``key``
@@ -167,19 +191,30 @@ def make_update(
     the behaviour.
     """
     loss = jax.value_and_grad(agent_loss, has_aux=True)
+    losses = policy_loss if isinstance(policy_loss, tuple) else (policy_loss,)
+    switched, loss_index = per_agent_loss(losses)
+    one_loss = len(losses) == 1
 
-    def agent_step(variables, opt_state, batch, pain, coefs):
+    def agent_step(variables, opt_state, batch, pain, coefs, which):
+        chosen = lambda *a: switched(*a, which)  # noqa: E731
         (_, stats), grads = loss(
-            variables, batch, pain, coefs, policy, policy_loss, normalize_advantage
+            variables, batch, pain, coefs, policy, chosen, normalize_advantage
         )
         updates, opt_state = optimizer.update(grads, opt_state, variables)
         stats["grad_norm"] = optax.global_norm(grads)
         return optax.apply_updates(variables, updates), opt_state, stats
 
     def all_agents(variables, opt_state, batch, pain, coefs):
-        axes = (0, 0, 0, agent_axes(pain), None)
+        num_agents = batch.carry.shape[0]
+        if not one_loss and loss_index.shape[0] != num_agents:
+            raise ValueError(
+                f"policy_loss: {loss_index.shape[0]} per-agent losses for "
+                f"{num_agents} agents"
+            )
+        which = jnp.zeros((num_agents,), jnp.int32) if one_loss else loss_index
+        axes = (0, 0, 0, agent_axes(pain), None, 0)
         return jax.vmap(agent_step, in_axes=axes)(
-            variables, opt_state, batch, pain, coefs
+            variables, opt_state, batch, pain, coefs, which
         )
 
     def update(variables, opt_state, batch: AgentBatch, key, pain, coefs: LossParams):

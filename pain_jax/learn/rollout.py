@@ -147,6 +147,9 @@ class Transitions:
       pain_key: uint32 ``(T, E, A, 2)``, the data of each row's pain key
         (:func:`record_keys`).
       episode: ``info["episode"]`` with ``(T, E)`` in front (read where ``done``).
+      final_obs: float32 ``(T, E, A, *O)``, ``info["final_obs"]`` (meaningful where
+        ``done``), or ``None`` unless the rollout was asked to keep it (a learned
+        model of the opponents' values bootstraps from it at truncation).
     """
 
     obs: jax.Array
@@ -162,6 +165,7 @@ class Transitions:
     pain_after: jax.Array
     pain_key: jax.Array
     episode: dict
+    final_obs: jax.Array | None = None
 
 
 def agent_axes(pain: PainParams) -> PainParams:
@@ -220,6 +224,7 @@ def rollout(
     key: jax.Array,
     env_params,
     num_steps: int,
+    keep_final_obs: bool = False,
 ) -> tuple[RolloutState, Transitions]:
     """Run every copy for exactly ``num_steps`` steps.
 
@@ -232,6 +237,7 @@ def rollout(
       env_params: ``PainEnvParams`` shared by every copy; ``env_params.pain`` also
         drives the networks' pain layers.
       num_steps: static ``T``.
+      keep_final_obs: static; store ``info["final_obs"]`` in the transitions.
 
     Returns:
       ``(state, transitions)``: the state after the last step and the
@@ -278,6 +284,7 @@ def rollout(
             pain_after=after,
             pain_key=record_keys(acted.pain_key),
             episode=info["episode"],
+            final_obs=info["final_obs"] if keep_final_obs else None,
         )
         return RolloutState(obs, env_state, done, carry), traj
 

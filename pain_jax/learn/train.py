@@ -8,13 +8,16 @@ seeds (``jax.jit(jax.vmap(make_train(config)))(keys)``).  One update is
 2. each agent's GAE advantages from its own critic, bootstrapping at truncation from
    ``V(final_obs)`` and never across an episode boundary
    (:func:`pain_jax.learn.returns.gae`);
-3. the algorithm's *policy advantage*: the GAE advantage itself (``"ppo"``) or the
-   Advantage Alignment modified advantage (``"aa"``, ``"aa_pg"``);
-4. the algorithm's policy loss (clipped, or plain policy gradient), value loss and
+3. each agent's *policy advantage*: the GAE advantage itself (``"ppo"``) or the
+   Advantage Alignment modified advantage (``"aa"``, ``"aa_pg"``), with the
+   opponents' advantages from their critics or from a learned model
+   (:mod:`pain_jax.learn.opponent_model`);
+4. each agent's policy loss (clipped, or plain policy gradient), value loss and
    entropy bonus, minimised by Adam over epochs and minibatches
    (:func:`pain_jax.learn.ppo.make_update`), each agent on its own rows.
 
-Algorithms are rows of :data:`ALGORITHMS`; nothing else differs between them.  The
+Algorithms are rows of :data:`ALGORITHMS`; nothing else differs between them, so
+agents may learn with different algorithms in one run (``agent_algorithms``).  The
 host can drive the same pure pieces in chunks (:meth:`Trainer.init`,
 :meth:`Trainer.run`) for progress bars and checkpoints.
 
@@ -26,7 +29,6 @@ rollout, the bootstrap value and the minibatch permutations.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,8 +38,9 @@ import optax
 from flax import struct
 
 import pain_jax as pj
-from pain_jax.learn.advantage_alignment import aligned_advantages
+from pain_jax.learn.advantage_alignment import modified_advantage
 from pain_jax.learn.config import TrainConfig
+from pain_jax.learn.opponent_model import OpponentModelState, OpponentValueModel
 from pain_jax.learn.ppo import (
     AgentBatch,
     LossParams,
@@ -58,31 +61,21 @@ from pain_jax.learn.rollout import (
 from pain_jax.nets import ActorCriticCNN, ActorCriticGRU, ActorCriticMLP
 from pain_jax.pain.wrapper import PainWrapper
 
-AdvantageFn = Callable[[jax.Array, Transitions, TrainConfig], jax.Array]
-
-
-def own_advantages(advantages, transitions, config):
-    """Independent learning: each agent's policy advantage is its own GAE."""
-    return advantages
-
-
-def aa_advantages(advantages, transitions, config):
-    """Advantage Alignment with the opponents' advantages from their own critics."""
-    return aligned_advantages(advantages, transitions.reset, config.gamma, config.aa_beta)
-
 
 @dataclass(frozen=True)
 class Algorithm:
-    """What distinguishes one learner from another in the shared loop."""
+    """What distinguishes one learner from another in the shared loop: whether its
+    policy advantage is aligned with the opponents' (Advantage Alignment) or its own
+    GAE advantage (independent learning), and its policy loss."""
 
-    advantage: AdvantageFn
+    aligned: bool
     policy_loss: PolicyLoss
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "ppo": Algorithm(own_advantages, clipped_policy_loss),
-    "aa": Algorithm(aa_advantages, clipped_policy_loss),
-    "aa_pg": Algorithm(aa_advantages, policy_gradient_loss),
+    "ppo": Algorithm(False, clipped_policy_loss),
+    "aa": Algorithm(True, clipped_policy_loss),
+    "aa_pg": Algorithm(True, policy_gradient_loss),
 }
 
 
@@ -96,6 +89,8 @@ class RunnerState:
       rollout: the :class:`RolloutState` the next rollout continues from.
       key: the loop key (consumed by the next update).
       update: int32 ``()``, updates done.
+      opponent_model: the :class:`OpponentModelState` of the agents' learned models
+        of the opponents' values (``opponent_value="model"``), else ``None``.
     """
 
     variables: Any
@@ -103,6 +98,7 @@ class RunnerState:
     rollout: RolloutState
     key: jax.Array
     update: jax.Array
+    opponent_model: OpponentModelState | None = None
 
 
 def build_network(config: TrainConfig, env) -> Policy:
@@ -176,7 +172,22 @@ class Trainer:
         self.env.validate_params(self.env_params)
         self.num_agents = self.env.num_agents
         self.policy = build_network(config, self.env)
-        self.algorithm = ALGORITHMS[config.algorithm]
+        self.algorithm_names = config.algorithms(self.num_agents)
+        self.algorithms = tuple(ALGORITHMS[n] for n in self.algorithm_names)
+        self.aligned = tuple(a.aligned for a in self.algorithms)
+        self.opponent_model = None
+        if config.opponent_value == "model" and any(self.aligned):
+            self.opponent_model = OpponentValueModel(
+                self.num_agents,
+                tuple(self.env.obs_shape),
+                config.hidden,
+                config.activation,
+                config.lr,
+                config.max_grad_norm,
+                config.num_epochs,
+                config.gamma,
+                config.gae_lambda,
+            )
         steps = config.num_updates * config.num_epochs * config.num_minibatches
         lr = (
             optax.linear_schedule(config.lr, 0.0, steps)
@@ -192,7 +203,7 @@ class Trainer:
         self._update = make_update(
             self.policy,
             self.optimizer,
-            self.algorithm.policy_loss,
+            tuple(a.policy_loss for a in self.algorithms),
             config.num_epochs,
             config.num_minibatches,
             config.normalize_advantage,
@@ -202,7 +213,7 @@ class Trainer:
     def init(self, key: jax.Array, env_params=None) -> RunnerState:
         """Fresh networks (one init key per agent), optimisers and environments."""
         env_params = self.env_params if env_params is None else env_params
-        key_net, key_reset, key_loop = jax.random.split(key, 3)
+        key_net, key_reset, key_loop, key_model = jax.random.split(key, 4)
         obs = jnp.zeros((1,) + tuple(self.env.obs_shape), jnp.float32)
         pain = env_params.pain
         variables = jax.vmap(lambda k: self.policy.init(k, obs, pain))(
@@ -212,14 +223,17 @@ class Trainer:
         state = reset_envs(
             self.env, key_reset, env_params, self.config.num_envs, self.policy
         )
-        return RunnerState(variables, opt_state, state, key_loop, jnp.int32(0))
+        model = self.opponent_model and self.opponent_model.init(key_model)
+        return RunnerState(variables, opt_state, state, key_loop, jnp.int32(0), model)
 
     def collect(self, runner: RunnerState, key: jax.Array, env_params=None):
         """Roll out and build the agents' batch.
 
-        Returns ``(rollout_state, transitions, batch)``: the state after the rollout,
-        the :class:`Transitions` and the agent-first :class:`AgentBatch`
-        (``(A, T, E, ...)``) with the algorithm's policy advantages.
+        Returns ``(rollout_state, transitions, batch, model_targets)``: the state
+        after the rollout, the :class:`Transitions`, the agent-first
+        :class:`AgentBatch` (``(A, T, E, ...)``) with each agent's policy advantages,
+        and the learned opponent-value models' regression targets ``(T, E, A, A)``
+        (``None`` without them).
         """
         cfg = self.config
         env_params = self.env_params if env_params is None else env_params
@@ -232,6 +246,7 @@ class Trainer:
             key_roll,
             env_params,
             cfg.num_steps,
+            keep_final_obs=self.opponent_model is not None,
         )
         last = values_now(
             self.policy, runner.variables, state, self.env, key_last, env_params.pain
@@ -241,7 +256,7 @@ class Trainer:
         adv, target = gae(
             tr.reward, tr.value, nxt, terminated, done, cfg.gamma, cfg.gae_lambda
         )
-        policy_adv = self.algorithm.advantage(adv, tr, cfg)
+        policy_adv, model_targets = self.policy_advantages(runner, state, tr, adv)
         agent_first = lambda x: jnp.moveaxis(x, 2, 0)  # noqa: E731  (T, E, A, ..)
         reset = jnp.broadcast_to(tr.reset, (self.num_agents,) + tr.reset.shape)
         batch = AgentBatch(
@@ -255,14 +270,40 @@ class Trainer:
             target=agent_first(target),
             carry=jnp.moveaxis(runner.rollout.carry, 1, 0),
         )
-        return state, tr, batch
+        return state, tr, batch, model_targets
+
+    def policy_advantages(self, runner, state, tr: Transitions, adv: jax.Array):
+        """Each agent's policy advantage, float32 ``(T, E, A)``, from the GAE
+        advantages ``adv`` ``(T, E, A)``: its own for independent learners, the
+        Advantage Alignment modified advantage for aligned ones, with the opponents'
+        advantages (summed over opponents) from their critics or from the agent's
+        learned model.  Also returns the model's targets (or ``None``)."""
+        if not any(self.aligned):
+            return adv, None
+        if self.opponent_model is None:
+            others = adv.sum(axis=-1, keepdims=True) - adv
+            targets = None
+        else:
+            seen, targets = self.opponent_model.advantages(
+                runner.opponent_model, tr, state.obs
+            )
+            off_diagonal = 1.0 - jnp.eye(self.num_agents, dtype=seen.dtype)
+            others = (seen * off_diagonal).sum(axis=-1)
+        cfg = self.config
+        reset = tr.reset[..., None]
+        aligned = modified_advantage(adv, others, reset, cfg.gamma, cfg.aa_beta)
+        mask = jnp.asarray(self.aligned)
+        return jnp.where(mask, aligned, adv), targets
 
     def update(self, runner: RunnerState, env_params=None):
         """One update: ``runner -> (runner, metrics)`` (metrics: see
         :func:`metrics`)."""
         env_params = self.env_params if env_params is None else env_params
         key, key_collect, key_update = jax.random.split(runner.key, 3)
-        state, tr, batch = self.collect(runner, key_collect, env_params)
+        state, tr, batch, model_targets = self.collect(runner, key_collect, env_params)
+        model = runner.opponent_model
+        if model is not None:
+            model, stats_model = self.opponent_model.update(model, tr.obs, model_targets)
         variables, opt_state, stats = self._update(
             runner.variables,
             runner.opt_state,
@@ -271,7 +312,9 @@ class Trainer:
             env_params.pain,
             self.coefs,
         )
-        runner = RunnerState(variables, opt_state, state, key, runner.update + 1)
+        if model is not None:
+            stats = {**stats, "opponent_model_loss": stats_model}
+        runner = RunnerState(variables, opt_state, state, key, runner.update + 1, model)
         return runner, self.metrics(runner, tr, stats)
 
     def metrics(self, runner: RunnerState, tr: Transitions, stats: dict) -> dict:

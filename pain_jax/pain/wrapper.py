@@ -11,7 +11,11 @@ returned (:func:`pain_update`).  By option the observations get
 
 Flat observations ``(A, D)`` get these as extra features ``(A, D + k)``; spatial
 observations ``(A, H, W, C)`` (channels last) get them as ``k`` extra constant
-channels ``(A, H, W, C + k)``.  With any pain observed the observation is float32 in
+channels ``(A, H, W, C + k)``.  An environment that can *place* the others' pain in
+its observation (a method ``visible_pain(state, level) -> (A, H, W, 1)``, e.g.
+``pain_grid``: each visible agent's pain at its cell in the viewer's egocentric view)
+gets ``observe_others`` as that one channel instead: pain is seen only on agents in
+view.  With any pain observed the observation is float32 in
 ``[min(low, 0), max(high, cap)]``, and ``observation_space`` says so.
 
 The pain is reset to zero by ``reset`` and, when ``reset_on_done`` (default), by the
@@ -81,6 +85,13 @@ class PainWrapper(Environment):
         self.reset_on_done = reset_on_done
         self._pain_params = PainParams() if pain_params is None else pain_params
         n = env.num_agents
+        # Seen pain placed in the view by the environment, when it can.
+        self.placed_pain = observe_others and hasattr(env, "visible_pain")
+        if self.placed_pain and type(env).step is not Environment.step:
+            raise ValueError(
+                "observe_others with placed pain needs the environment itself, not a "
+                f"wrapper overriding step ({type(env).__name__})"
+            )
         # others[i] = agents other than i, in increasing index (static).
         self._others = np.array([[j for j in range(n) if j != i] for i in range(n)])
 
@@ -88,7 +99,8 @@ class PainWrapper(Environment):
     @property
     def num_extra(self) -> int:
         """Number of pain features (or channels) appended to each observation."""
-        return int(self.observe_own) + int(self.observe_others) * (self.num_agents - 1)
+        others = 1 if self.placed_pain else self.num_agents - 1
+        return int(self.observe_own) + int(self.observe_others) * others
 
     def default_params(self) -> PainEnvParams:
         return PainEnvParams(env=self.env.default_params(), pain=self._pain_params)
@@ -135,20 +147,27 @@ class PainWrapper(Environment):
         return state.pain.level
 
     # ----- observation --------------------------------------------------------
-    def observe(self, obs: jax.Array, level: jax.Array) -> jax.Array:
-        """Append the chosen pain features to ``obs`` ``(A, *obs_shape)``."""
+    def observe(self, obs: jax.Array, level: jax.Array, env_state=None) -> jax.Array:
+        """Append the chosen pain features to ``obs`` ``(A, *obs_shape)``
+        (``env_state``: the inner state ``obs`` shows, needed for placed pain)."""
         if self.num_extra == 0:
             return obs
         parts = []
         if self.observe_own:
             parts.append(level[:, None])
-        if self.observe_others:
+        if self.observe_others and not self.placed_pain:
             parts.append(level[self._others])
-        feats = jnp.concatenate(parts, axis=-1).astype(jnp.float32)  # (A, k)
-        # Spatial obs: one constant channel per feature over the grid.
-        feats = feats.reshape((feats.shape[0],) + (1,) * (obs.ndim - 2) + (-1,))
-        feats = jnp.broadcast_to(feats, obs.shape[:-1] + (self.num_extra,))
-        return jnp.concatenate([obs.astype(jnp.float32), feats], axis=-1)
+        out = obs.astype(jnp.float32)
+        if parts:
+            feats = jnp.concatenate(parts, axis=-1).astype(jnp.float32)  # (A, k)
+            # Spatial obs: one constant channel per feature over the grid.
+            feats = feats.reshape((feats.shape[0],) + (1,) * (obs.ndim - 2) + (-1,))
+            feats = jnp.broadcast_to(feats, obs.shape[:-1] + (feats.shape[-1],))
+            out = jnp.concatenate([out, feats], axis=-1)
+        if self.placed_pain:
+            seen = self.env.visible_pain(env_state, level).astype(jnp.float32)
+            out = jnp.concatenate([out, seen], axis=-1)
+        return out
 
     # ----- dynamics -----------------------------------------------------------
     def reset(self, key: jax.Array, params: PainEnvParams | None = None):
@@ -156,22 +175,37 @@ class PainWrapper(Environment):
         obs, env_state = self.env.reset(key, params.env)
         pain = pain_init((self.num_agents,))
         state = PainEnvState(env=env_state, pain=pain, time=env_state.time)
-        return self.observe(obs, pain.level), state
+        return self.observe(obs, pain.level, env_state), state
 
     def step(
         self, key, state: PainEnvState, actions, params: PainEnvParams | None = None
     ):
+        return self.step_with_final(key, state, actions, params)[:5]
+
+    def step_with_final(
+        self, key, state: PainEnvState, actions, params: PainEnvParams | None = None
+    ):
+        """:meth:`step` plus the inner environment's true post-step state before the
+        auto-reset (``None`` when the inner environment overrides ``step``, e.g. a
+        wrapper): recorders read per-step events of the last step from it."""
         params = self.default_params() if params is None else params
-        obs, env_state, rewards, done, info = self.env.step(
-            key, state.env, actions, params.env
-        )
+        if type(self.env).step is Environment.step:
+            obs, env_state, rewards, done, info, final = self.env.step_with_final(
+                key, state.env, actions, params.env
+            )
+        else:
+            obs, env_state, rewards, done, info = self.env.step(
+                key, state.env, actions, params.env
+            )
+            final = None
         pain = pain_update(state.pain, rewards, params.pain)
         pain = jax.tree.map(lambda x: jnp.broadcast_to(x, (self.num_agents,)), pain)
         info = dict(info)
         info["pain"] = pain
-        info["final_obs"] = self.observe(info["final_obs"], pain.level)
+        info["final_obs"] = self.observe(info["final_obs"], pain.level, final)
         if self.reset_on_done:
             fresh = pain_init((self.num_agents,))
             pain = jax.tree.map(lambda f, p: jnp.where(done, f, p), fresh, pain)
         state = PainEnvState(env=env_state, pain=pain, time=env_state.time)
-        return self.observe(obs, pain.level), state, rewards, done, info
+        obs = self.observe(obs, pain.level, env_state)
+        return obs, state, rewards, done, info, final
