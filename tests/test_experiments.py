@@ -48,6 +48,9 @@ def test_coin_aggregate__mean_and_std_over_seeds_per_pairing():
         (["reproduce", "coin", "--algorithms", "lola"], "TrainConfig.algorithm"),
         (["demo", "--updates", "0"], "TrainConfig.num_updates"),
         (["demo", "--seeds", "0"], "--seeds and --league-envs"),
+        (["experiment", "empathy", "--preset", "big"], "unknown preset 'big'"),
+        (["experiment", "empathy", "--conditions", "numb"], "--conditions: unknown"),
+        (["experiment", "empathy", "--seeds", "0"], "--seeds must be >= 1"),
     ],
 )
 def test_cli__bad_experiment_options_exit_2_before_compute(
@@ -88,3 +91,26 @@ def test_reproduce_coin__end_to_end_tiny(tmp_path):
     assert len(record["rows"]) == 4 * 2 * (1 + len(coin.BOTS))
     returns = np.array([r["return0"] for r in record["rows"]])
     assert np.all(np.isfinite(returns)) and np.all(np.abs(returns) <= 2.0)
+
+
+@pytest.mark.slow
+def test_experiment_empathy__end_to_end_tiny(tmp_path):
+    out = tmp_path / "empathy"
+    argv = ["experiment", "empathy", "--out", str(out), "--updates", "1", "--seeds", "1"]
+    argv += [
+        "--algorithms",
+        "ppo",
+        "--regimes",
+        "mixed",
+        "--conditions",
+        "off,felt_visible",
+    ]
+    assert cli.main(argv) == 0
+    record = json.loads((out / "empathy.json").read_text())
+    assert [r["run"] for r in record["rows"]] == [
+        "ppo/mixed/off",
+        "ppo/mixed/felt_visible",
+    ]
+    for row in record["rows"]:
+        assert 0.0 <= row["harm_rate"] <= 1.0 and 0.0 <= row["help_rate"] <= 1.0
+    assert (out / "empathy.png").is_file() and (out / "empathy.md").is_file()
