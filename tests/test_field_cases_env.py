@@ -71,6 +71,28 @@ def _toy_state(env):
 
 
 #: name -> (documented state after reset, whether reset is random)
+def _pain_grid_state(env):
+    a, r, k = env.num_agents, env.num_resources, env.num_hazards
+    return {
+        "agent_pos": ((a, 2), I32, None),
+        "heading": ((a,), I32, None),
+        "resource_pos": ((r, 2), I32, None),
+        "resource_present": ((r,), jnp.bool_, True),
+        "hazard_pos": ((k, 2), I32, None),
+        "hazard_present": ((k,), jnp.bool_, True),
+        "time": ((), I32, 0),
+        "harm": ((a, a), F32, 0.0),
+        "help": ((a, a), F32, 0.0),
+        "hazard_hurt": ((a,), F32, 0.0),
+        "episode_return": ((a,), F32, 0.0),
+        "harm_total": ((a, a), F32, 0.0),
+        "help_total": ((a, a), F32, 0.0),
+        "resources_collected": ((a,), I32, 0),
+        "hazard_damage_total": ((a,), F32, 0.0),
+        "attacks": ((a,), I32, 0),
+    }
+
+
 ENV_FACTS = {
     "ipd": (_matrix_state, False),
     "imp": (_matrix_state, False),
@@ -78,6 +100,7 @@ ENV_FACTS = {
     "stag_hunt": (_matrix_state, False),
     "n_pd": (_n_pd_state, False),
     "coin_game": (_coin_game_state, True),
+    "pain_grid": (_pain_grid_state, True),
     TOY: (_toy_state, True),
 }
 

@@ -18,3 +18,8 @@ register("n_pd", NPlayerPD)
 from pain_jax.envs.coin_game import CoinGame  # noqa: E402
 
 register("coin_game", CoinGame)
+
+# Pain Grid (N agents, partial views, resources, hazards, push/clear/attack).
+from pain_jax.envs.pain_grid import PainGrid  # noqa: E402
+
+register("pain_grid", PainGrid)
