@@ -172,3 +172,25 @@ def test_wrapper__state_contract():
     with pytest.raises(ValueError, match="decay"):
         env.validate_params(params.replace(pain=params.pain.replace(decay=2.0)))
     assert env.action_space(params).n == 5 and env.num_agents == 2
+
+
+def test_pain_wrapper__placed_pain_shows_on_the_agents_in_view():
+    # pain_grid can place the others' pain in each viewer's window: agent 0 at (1, 1)
+    # and agent 1 at (1, 2) on a 5x5 grid, view radius 1 (3x3 windows, no rotation).
+    # Viewer 0 sees agent 1 one column to its right, viewer 1 sees agent 0 to its left;
+    # an agent never sees its own pain there, and an agent out of view is not seen.
+    import pain_jax as pj
+    from pain_jax.envs.pain_grid import make_state
+
+    base, _ = pj.make("pain_grid", num_agents=3, size=5, view_radius=1)
+    env = PainWrapper(base, observe_others=True)
+    assert env.placed_pain and env.obs_shape == base.obs_shape[:-1] + (
+        base.obs_shape[-1] + 1,
+    )
+    state = make_state(base, [(1, 1), (1, 2), (4, 4)])
+    level = jnp.array([0.5, 2.0, 3.0])
+    seen = env.observe(base.get_obs(state), level, state)[..., -1]  # (A, 3, 3)
+    expected = np.zeros((3, 3, 3), np.float32)
+    expected[0, 1, 2] = 2.0
+    expected[1, 1, 0] = 0.5
+    np.testing.assert_array_equal(seen, expected)
