@@ -339,3 +339,41 @@ def test_act__action_mask_respected_and_reevaluated():
         acted, log_prob = go(jax.random.key(seed))
         assert not np.any(np.isin(np.asarray(acted.action), [1, 2]))
         np.testing.assert_array_less(np.abs(np.exp(log_prob - acted.log_prob) - 1), 1e-6)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (3, 5), (3, 3, 4, 8), (64, 64)])
+def test_orthogonal_init__same_matrix_as_flax_without_qr(shape):
+    # Our QR-free orthogonal init draws the same Gaussian and returns the same Q as
+    # flax's (QR with a positive R diagonal), so nothing about initialisation changed.
+    import flax.linen as nn
+
+    from pain_jax.nets.common import orthogonal
+
+    key = jax.random.key(3)
+    ours = orthogonal(1.7)(key, shape)
+    theirs = nn.initializers.orthogonal(1.7)(key, shape)
+    np.testing.assert_allclose(ours, theirs, atol=2e-5)
+    flat = np.asarray(ours).reshape(-1, shape[-1]) / 1.7
+    small = min(flat.shape)
+    gram = flat.T @ flat if flat.shape[0] >= flat.shape[1] else flat @ flat.T
+    np.testing.assert_allclose(gram, np.eye(small), atol=2e-5)
+
+
+def test_network_init__vmapped_init_has_no_qr_custom_call():
+    # A batched LAPACK QR inside jit(vmap(train)) deadlocked XLA's CPU thread pool on
+    # 2 cores (two QR calls waiting on each other): the inits must not emit one.
+    from pain_jax.nets import ActorCriticCNN, ActorCriticGRU
+    from pain_jax.pain.dynamics import PainParams
+
+    obs, level = jnp.zeros((1, 3, 3, 4)), jnp.zeros((1,))
+    for model, args in (
+        (ActorCriticCNN(5), (obs, level, PainParams())),
+        (
+            ActorCriticGRU(5, obs_ndim=3),
+            (jnp.zeros((1, 64)), obs, jnp.ones((1,), bool), level, PainParams()),
+        ),
+    ):
+        init = jax.vmap(lambda k, m=model, a=args: m.init({"params": k, "pain": k}, *a))
+        text = str(jax.make_jaxpr(init)(jax.random.split(jax.random.key(0), 4)))
+        for primitive in (" qr[", "geqrf", "householder_product"):
+            assert primitive not in text, primitive

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 import flax.linen as nn
 import numpy as np
 
-from pain_jax.nets.common import PainDenseStack, PolicyValueHeads, activation, pained
+from pain_jax.nets.common import (
+    PainDenseStack,
+    PolicyValueHeads,
+    activation,
+    orthogonal,
+    pained,
+)
 from pain_jax.pain.dynamics import PainParams
 from pain_jax.pain.layers import Pain
 
@@ -28,7 +34,7 @@ class PainConvTorso(nn.Module):
     @nn.compact
     def __call__(self, x, level, params):
         act = activation(self.activation)
-        init = nn.initializers.orthogonal(float(np.sqrt(2.0)))
+        init = orthogonal(float(np.sqrt(2.0)))
         for i, f in enumerate(self.conv):
             x = act(nn.Conv(f, (3, 3), padding="SAME", kernel_init=init)(x))
             if self.feel_pain and pained(i, self.pain_layers):

@@ -22,9 +22,47 @@ from pain_jax.pain.layers import Pain
 ACTIVATIONS = {"tanh": nn.tanh, "relu": nn.relu}
 
 
+def orthonormal_columns(a: jax.Array) -> jax.Array:
+    """The ``Q`` of the QR decomposition of ``a`` ``(n, m)``, ``n >= m``, with the
+    diagonal of ``R`` positive: Gram-Schmidt, each column orthogonalised twice
+    ("twice is enough" for float32), in plain XLA operations.
+
+    Why not ``jnp.linalg.qr``: on CPU a *batched* QR (an init under ``vmap`` over
+    agents or seeds) runs a LAPACK custom call that splits the batch over the XLA
+    thread pool and waits for it; two such calls scheduled at once can wait on each
+    other forever when the pool is small (seen on 2-core machines).
+    """
+    n, m = a.shape
+
+    def column(j, q):
+        v = a[:, j]
+        done = (jnp.arange(m) < j).astype(a.dtype)  # only the columns built so far
+        for _ in range(2):
+            v = v - q @ (done * (q.T @ v))
+        return q.at[:, j].set(v / jnp.linalg.norm(v))
+
+    return jax.lax.fori_loop(0, m, column, jnp.zeros((n, m), a.dtype))
+
+
+def orthogonal(scale: float = 1.0):
+    """Orthogonal initializer (Saxe et al.): a uniformly random (Haar) orthogonal
+    matrix times ``scale``, the same distribution as ``nn.initializers.orthogonal``
+    (the last axis is the output axis, the others are flattened), built without a
+    QR custom call (see :func:`orthonormal_columns`)."""
+
+    def init(key, shape, dtype=jnp.float32):
+        rows, cols = int(np.prod(shape[:-1])), int(shape[-1])
+        big, small = max(rows, cols), min(rows, cols)
+        q = orthonormal_columns(jax.random.normal(key, (big, small), jnp.float32))
+        q = q if rows >= cols else q.T
+        return (scale * q).reshape(shape).astype(dtype)
+
+    return init
+
+
 def dense(features: int, scale: float = float(np.sqrt(2.0)), name=None) -> nn.Dense:
     """Dense layer with orthogonal init (scale ``sqrt(2)`` for hidden layers)."""
-    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale), name=name)
+    return nn.Dense(features, kernel_init=orthogonal(scale), name=name)
 
 
 def pained(index: int, pain_layers: Sequence[int] | None) -> bool:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from pain_jax.nets.common import PainDenseStack, PolicyValueHeads, pained
+from pain_jax.nets.common import PainDenseStack, PolicyValueHeads, orthogonal, pained
 from pain_jax.pain.dynamics import PainParams
 from pain_jax.pain.layers import Pain
 
@@ -55,7 +55,11 @@ class ActorCriticGRU(nn.Module):
         if pained(0, self.pain_layers):
             x = Pain(name="pain_embed")(x, level, params)
         carry = jnp.where(jnp.asarray(reset)[..., None], jnp.zeros_like(carry), carry)
-        carry, out = nn.GRUCell(self.hidden_size, name="gru")(carry, x)
+        # QR-free orthogonal init of the recurrent kernels (flax's default uses QR)
+        cell = nn.GRUCell(
+            self.hidden_size, recurrent_kernel_init=orthogonal(), name="gru"
+        )
+        carry, out = cell(carry, x)
         stack = dict(activation=self.activation, pain_layers=self.pain_layers, first=1)
         actor = PainDenseStack(self.hidden, **stack, name="actor")(out, level, params)
         critic = PainDenseStack(
