@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from pain_jax.pain.dynamics import DROPOUT, INVERSE, LINEAR, NOISE, OFF, PainParams
 
-ALGORITHMS = ("ppo", "aa", "aa_pg")
+ALGORITHMS = ("ppo", "aa", "aa_pg", "lola_dice")
 NETWORKS = ("mlp", "cnn", "gru")
 PAIN_MODES = {"off": OFF, "noise": NOISE, "dropout": DROPOUT}
 PAIN_SHAPES = {"linear": LINEAR, "inverse": INVERSE}
@@ -35,8 +35,11 @@ class TrainConfig:
     50}``).
 
     Algorithm: ``"ppo"`` (independent PPO), ``"aa"`` (Advantage Alignment,
-    proximal PPO-clipped form) or ``"aa_pg"`` (Advantage Alignment, plain
-    policy-gradient form); ``aa_beta`` weights the alignment term.
+    proximal PPO-clipped form), ``"aa_pg"`` (Advantage Alignment, plain
+    policy-gradient form) or ``"lola_dice"`` (LOLA-DiCE: differentiates through
+    ``lola_lookahead`` gradient-ascent steps of size ``lola_inner_lr`` of every
+    opponent on its DiCE objective; :mod:`pain_jax.learn.lola_shaping`);
+    ``aa_beta`` weights the alignment term.
     ``agent_algorithms`` (one name per agent, e.g. ``("aa", "ppo")``) lets the
     agents learn with different algorithms in one run; empty means every agent uses
     ``algorithm``.  ``opponent_value``: where Advantage Alignment reads the
@@ -70,6 +73,8 @@ class TrainConfig:
     env_options: dict[str, Any] = field(default_factory=dict)
     algorithm: str = "ppo"
     aa_beta: float = 1.0
+    lola_lookahead: int = 1
+    lola_inner_lr: float = 1.0
     agent_algorithms: tuple[str, ...] = ()
     opponent_value: str = "critic"
     network: str = "mlp"
@@ -145,6 +150,12 @@ class TrainConfig:
             value = getattr(self, name)
             _check(_is_int(value) and value >= 1, name, "must be an integer >= 1", value)
         _check(
+            _is_int(self.lola_lookahead) and self.lola_lookahead >= 0,
+            "lola_lookahead",
+            "must be an integer >= 0",
+            self.lola_lookahead,
+        )
+        _check(
             _is_int(self.pain_linger) and self.pain_linger >= 0,
             "pain_linger",
             "must be an integer >= 0",
@@ -180,6 +191,7 @@ class TrainConfig:
             "vf_coef",
             "ent_coef",
             "aa_beta",
+            "lola_inner_lr",
             "pain_scale",
             "pain_cap",
             "pain_sigma",

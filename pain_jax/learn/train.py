@@ -16,6 +16,9 @@ seeds (``jax.jit(jax.vmap(make_train(config)))(keys)``).  One update is
    entropy bonus, minimised by Adam over epochs and minibatches
    (:func:`pain_jax.learn.ppo.make_update`), each agent on its own rows.
 
+``"lola_dice"`` agents replace step 4 by the LOLA-DiCE step of
+:mod:`pain_jax.learn.lola_shaping` (on their GAE advantages).
+
 Algorithms are rows of :data:`ALGORITHMS`; nothing else differs between them, so
 agents may learn with different algorithms in one run (``agent_algorithms``).  The
 host can drive the same pure pieces in chunks (:meth:`Trainer.init`,
@@ -40,6 +43,7 @@ from flax import struct
 import pain_jax as pj
 from pain_jax.learn.advantage_alignment import modified_advantage
 from pain_jax.learn.config import TrainConfig
+from pain_jax.learn.lola_shaping import make_lola_update, select_agents
 from pain_jax.learn.opponent_model import OpponentModelState, OpponentValueModel
 from pain_jax.learn.ppo import (
     AgentBatch,
@@ -173,7 +177,13 @@ class Trainer:
         self.num_agents = self.env.num_agents
         self.policy = build_network(config, self.env)
         self.algorithm_names = config.algorithms(self.num_agents)
-        self.algorithms = tuple(ALGORITHMS[n] for n in self.algorithm_names)
+        # LOLA-DiCE agents learn by their own update (on GAE advantages); their
+        # rows of the shared update, if one runs for mixed learners, are discarded.
+        self.lola = tuple(n == "lola_dice" for n in self.algorithm_names)
+        self.algorithms = tuple(
+            ALGORITHMS["ppo" if lola else n]
+            for n, lola in zip(self.algorithm_names, self.lola, strict=True)
+        )
         self.aligned = tuple(a.aligned for a in self.algorithms)
         self.opponent_model = None
         if config.opponent_value == "model" and any(self.aligned):
@@ -208,6 +218,18 @@ class Trainer:
             config.num_minibatches,
             config.normalize_advantage,
         )
+        self._lola_update = None
+        if any(self.lola):
+            self._lola_update = make_lola_update(
+                self.policy,
+                self.optimizer,
+                config.num_epochs,
+                config.num_minibatches,
+                config.gamma,
+                config.lola_inner_lr,
+                config.lola_lookahead,
+                config.normalize_advantage,
+            )
 
     # ----- the pure pieces ----------------------------------------------------
     def init(self, key: jax.Array, env_params=None) -> RunnerState:
@@ -304,18 +326,29 @@ class Trainer:
         model = runner.opponent_model
         if model is not None:
             model, stats_model = self.opponent_model.update(model, tr.obs, model_targets)
-        variables, opt_state, stats = self._update(
-            runner.variables,
-            runner.opt_state,
-            batch,
-            key_update,
-            env_params.pain,
-            self.coefs,
+        variables, opt_state, stats = self.learn(
+            runner.variables, runner.opt_state, batch, key_update, env_params.pain
         )
         if model is not None:
             stats = {**stats, "opponent_model_loss": stats_model}
         runner = RunnerState(variables, opt_state, state, key, runner.update + 1, model)
         return runner, self.metrics(runner, tr, stats)
+
+    def learn(self, variables, opt_state, batch, key, pain):
+        """Every agent's learning step on ``batch``: the shared update, the
+        LOLA-DiCE update, or (mixed learners) both, each agent keeping its own
+        algorithm's rows.  Returns ``(variables, opt_state, stats)``."""
+        if self._lola_update is None:
+            return self._update(variables, opt_state, batch, key, pain, self.coefs)
+        if all(self.lola):
+            return self._lola_update(variables, opt_state, batch, key, pain, self.coefs)
+        key_shared, key_lola = jax.random.split(key)
+        shared = self._update(variables, opt_state, batch, key_shared, pain, self.coefs)
+        lola = self._lola_update(variables, opt_state, batch, key_lola, pain, self.coefs)
+        mask = jnp.asarray(self.lola)
+        variables, opt_state = select_agents(mask, lola[:2], shared[:2])
+        stats = {k: jnp.where(mask, lola[2][k], v) for k, v in shared[2].items()}
+        return variables, opt_state, stats
 
     def metrics(self, runner: RunnerState, tr: Transitions, stats: dict) -> dict:
         """Per-update metrics.
