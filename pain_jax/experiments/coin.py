@@ -203,7 +203,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--updates", type=int, default=BASE.num_updates)
     parser.add_argument("--envs", type=int, default=BASE.num_envs)
-    parser.add_argument("--algorithms", default="aa,ppo", help="comma-separated")
+    parser.add_argument(
+        "--algorithms",
+        default="aa,ppo",
+        help="comma-separated: aa, aa_pg, ppo, lola_dice",
+    )
     parser.add_argument("--pain", default=",".join(PAIN_MODES), help="comma-separated")
     parser.add_argument("--league-envs", type=int, default=256)
     parser.add_argument("--no-progress", action="store_true")

@@ -30,7 +30,16 @@ PRESETS: dict[str, TrainConfig] = {
     "aa_coin_dropout": TrainConfig(
         env="coin_game", env_options=_COIN, algorithm="aa", pain_mode="dropout"
     ),
+    "lola_dice_coin": TrainConfig(
+        env="coin_game", env_options=_COIN, algorithm="lola_dice", lola_lookahead=1
+    ),
+    "aa_vs_ppo_coin": TrainConfig(
+        env="coin_game", env_options=_COIN, agent_algorithms=("aa", "ppo")
+    ),
     "ppo_ipd": TrainConfig(env="ipd", env_options={"max_steps": 100}, algorithm="ppo"),
+    "lola_dice_ipd": TrainConfig(
+        env="ipd", env_options={"max_steps": 100}, algorithm="lola_dice"
+    ),
     "aa_ipd": TrainConfig(env="ipd", env_options={"max_steps": 100}, algorithm="aa"),
     "tiny": TrainConfig(
         env="coin_game",
