@@ -192,6 +192,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny smoke run, no files")
     parser.add_argument("--notes", default="", help="free text stored with the results")
     parser.add_argument(
+        "--tag", default="", help="suffix of the result file names (e.g. rerun)"
+    )
+    parser.add_argument(
         "--storm-rows",
         type=Path,
         help="reuse STORM rows written earlier by --storm-only --storm-json PATH",
@@ -247,6 +250,8 @@ def main(argv=None) -> dict:
     if not args.quick:
         args.out.mkdir(parents=True, exist_ok=True)
         stem = args.out / f"grid_throughput_{meta['date']}_{meta['hardware']}"
+        if args.tag:
+            stem = stem.with_name(f"{stem.name}_{args.tag}")
         stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
         stem.with_suffix(".md").write_text(_markdown(meta, rows, ratios))
         print(f"wrote {stem}.json and {stem}.md")

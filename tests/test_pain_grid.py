@@ -502,3 +502,81 @@ def test_render__frame_shape_and_colours():
     assert len({tuple(x) for x in centre}) == 5  # two agents, resource, hazard, floor
     frames = render_frames(ENV2, [s, s], cell=4)
     assert frames.shape == (2, 32, 32, 3) and (frames[0] == frame).all()
+
+
+# ----- bit-for-bit pin of seeded rollouts (guards speed work on the step) -------------
+#: sha256 of every output of ``_pinned_rollout`` per config, computed with the
+#: reference (pre-optimisation) implementation of 2026-12-03.  A change here means
+#: the dynamics, observations, records or random draws changed, not just the speed.
+PINNED = {
+    "2a_8x8": "23f908ef50acb26582fd5f7cb919fda5f4beef8bb02d022fca81faf8c249b703",
+    "4a_7x9_walls_rot": (
+        "3141e9f4256b8ff0ef49936e0cf961a82eb485f1f86297b3a67fbff0f733fb9d"
+    ),
+    "8a_6x6_crowded": "97014bd356d9dcfb23e9823ce3f459406db5c6443f6dadf6e6de166e8f5f1cd2",
+}
+PIN_CONFIGS = {
+    "2a_8x8": (dict(), dict()),
+    "4a_7x9_walls_rot": (
+        dict(
+            num_agents=4,
+            height=7,
+            width=9,
+            num_hazards=4,
+            rotate_view=True,
+            walls=((2, 2), (3, 3), (4, 6)),
+        ),
+        dict(hazard_respawn_prob=0.3, shared_reward=0.25),
+    ),
+    "8a_6x6_crowded": (
+        dict(num_agents=8, size=6, view_radius=3, num_resources=6, num_hazards=5),
+        dict(regrow_prob=0.5, hazard_respawn_prob=0.5, max_steps=9),
+    ),
+}
+
+
+def _pinned_rollout(name, batch=8, steps=24):
+    """Every output of ``steps`` steps of ``batch`` seeded copies (auto-resets
+    included), hashed: observations, rewards, done, info and the full state, plus
+    ``visible_pain`` of every state."""
+    import hashlib
+
+    config, changes = PIN_CONFIGS[name]
+    env, params = pj.make("pain_grid", **config)
+    params = params.replace(**changes)
+    reset = jax.vmap(env.reset, (0, None))
+    step = jax.vmap(env.step, (0, 0, 0, None))
+    pain = jax.vmap(env.visible_pain)
+
+    @jax.jit
+    def roll(key):
+        obs, s = reset(jax.random.split(key, batch), params)
+
+        def body(s, k):
+            k_a, k_s = jax.random.split(k)
+            acts = jax.random.randint(k_a, (batch, env.num_agents), 0, 8)
+            out = step(jax.random.split(k_s, batch), s, acts, params)
+            level = out[2] + 1.0
+            return out[1], (out, pain(out[1], level))
+
+        return obs, s, jax.lax.scan(body, s, jax.random.split(key, steps))
+
+    leaves = jax.tree.leaves(roll(jax.random.key(11)))
+    digest = hashlib.sha256()
+    for x in leaves:
+        x = np.asarray(x)
+        digest.update(str((x.shape, x.dtype)).encode() + x.tobytes())
+    return digest.hexdigest()
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "2a_8x8",
+        "4a_7x9_walls_rot",
+        # 8 agents compile slowly (about a minute on 2 busy cores)
+        pytest.param("8a_6x6_crowded", marks=pytest.mark.slow),
+    ],
+)
+def test_rollout__bit_identical_to_the_pinned_reference(name):
+    assert _pinned_rollout(name) == PINNED[name]

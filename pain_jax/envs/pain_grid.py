@@ -63,6 +63,8 @@ Event record (last step; "damage" is a negated reward term, positive by default)
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -286,7 +288,10 @@ class PainGrid(Environment):
         c = u
         for _ in occupied:
             c = u + sum((o <= c).astype(jnp.int32) for o in occupied)
-        return self._unrank(c)
+        # Stored: later spawns read this one's cell, and XLA on CPU would otherwise
+        # recompute the whole chain of earlier spawns inside every consumer.
+        c = _stored(c)
+        return c, *self._unrank(c)
 
     # Without interior walls a cell's rank is its row-major index: arithmetic, no
     # table gathers (which XLA on CPU does not vectorise across a batch).
@@ -304,11 +309,11 @@ class PainGrid(Environment):
     # ----- dynamics -------------------------------------------------------------
     def reset_env(self, key, params):
         a, r, k = self.num_agents, self.num_resources, self.num_hazards
-        words = random_words(key, 2 * a + r + k)
+        words = _words(key, 2 * a + r + k)
         occupied, rows, cols = [], [], []
         for m in range(a + r + k):  # the occupied cells are distinct by construction
-            row, col = self._spawn(occupied, words[m], count=m)
-            occupied.append(self._rank_of(row, col))
+            rank, row, col = self._spawn(occupied, words[m], count=m)
+            occupied.append(rank)  # the rank of (row, col)
             rows.append(row)
             cols.append(col)
         pos = jnp.stack([jnp.stack(rows), jnp.stack(cols)], -1).reshape(-1, 2)
@@ -330,22 +335,39 @@ class PainGrid(Environment):
         f32, i32 = jnp.float32, jnp.int32
         eye = jnp.eye(a, dtype=bool)
         # ----- moves ----------------------------------------------------------------
-        row, col = state.agent_pos[:, 0], state.agent_pos[:, 1]
+        # Per-agent scalars (Python lists over the static agent axis): under a batch
+        # vmap each is a batch-long vector that the CPU vectorises, where (A, A)
+        # tables would put the tiny agent axis innermost.
         is_move = (actions >= UP) & (actions <= LEFT)
         heading = jnp.where(is_move, actions - 1, state.heading)
         dr, dc = _delta(heading)
-        t_row, t_col = row + dr * is_move, col + dc * is_move
-        wants = is_move & ~self._is_wall(t_row, t_col)
-        cur = self._cell(row, col)
-        tgt = jnp.where(wants, self._cell(t_row, t_col), cur)
-        conflict = jnp.sum(tgt[:, None] == tgt[None, :], 1) > 1
-        enters = (tgt[:, None] == cur[None, :]) & ~eye  # i moves into j's cell
-        swap = enters & enters.T
-        stays = ~wants | conflict | jnp.any(swap, 1)
+        rows = [state.agent_pos[i, 0] for i in range(a)]
+        cols = [state.agent_pos[i, 1] for i in range(a)]
+        t_rows = [rows[i] + dr[i] * is_move[i] for i in range(a)]
+        t_cols = [cols[i] + dc[i] * is_move[i] for i in range(a)]
+        cur = [self._cell(rows[i], cols[i]) for i in range(a)]
+        tgt, stays = [], []
+        for i in range(a):
+            wants = is_move[i] & ~self._is_wall(t_rows[i], t_cols[i])
+            tgt.append(jnp.where(wants, self._cell(t_rows[i], t_cols[i]), cur[i]))
+            stays.append(~wants)
+        others = [[j for j in range(a) if j != i] for i in range(a)]
+        enters = [
+            [tgt[i] == cur[j] if j != i else None for j in range(a)] for i in range(a)
+        ]
+        for i in range(a):  # target conflicts and swaps
+            for j in others[i]:
+                stays[i] = stays[i] | (tgt[i] == tgt[j]) | (enters[i][j] & enters[j][i])
         for _ in range(a - 1):  # blocking propagates down chains of length < A
-            stays = stays | jnp.any(enters & stays[None, :], 1)
-        row = jnp.where(stays, row, t_row)
-        col = jnp.where(stays, col, t_col)
+            stays = [
+                functools.reduce(
+                    jnp.logical_or,
+                    [stays[i]] + [enters[i][j] & stays[j] for j in others[i]],
+                )
+                for i in range(a)
+            ]
+        row = jnp.stack([jnp.where(stays[i], rows[i], t_rows[i]) for i in range(a)])
+        col = jnp.stack([jnp.where(stays[i], cols[i], t_cols[i]) for i in range(a)])
         row, col = _stored((row, col))  # read by everything below: compute once
         cell = self._cell(row, col)
         # ----- resources ------------------------------------------------------------
@@ -390,11 +412,13 @@ class PainGrid(Environment):
         dmg = -params.hazard_damage
         hazard_hurt = dmg * jnp.sum(in_new, 1).astype(f32)
         caused = (in_new & ~in_old).astype(f32)  # (A=victim, K)
-        harm = -params.attack_damage * hits.astype(f32) + dmg * (
-            pushes.astype(f32) @ caused.T
-        )
-        removed = (clears | pushes).astype(f32)  # (A=helper, K)
-        help_ = (removed @ (in_old & ~in_new).astype(f32).T > 0).astype(f32)
+        # (A, A, K) sums, not matmuls: XLA on CPU runs a batched tiny dot per copy.
+        # Counts of 0/1 terms are exact in float32, so the result is the same.
+        pushed_to = jnp.sum(pushes[:, None, :].astype(f32) * caused[None, :, :], -1)
+        harm = -params.attack_damage * hits.astype(f32) + dmg * pushed_to
+        removed = clears | pushes  # (A=helper, K)
+        gone = in_old & ~in_new  # (A=victim, K)
+        help_ = jnp.any(removed[:, None, :] & gone[None, :, :], -1).astype(f32)
         # ----- rewards ----------------------------------------------------------------
         own = (
             params.resource_reward * jnp.sum(got, 1)
@@ -406,7 +430,7 @@ class PainGrid(Environment):
         s = params.shared_reward
         rewards = ((1.0 - s) * own + s * jnp.mean(own)).astype(f32)
         # ----- respawns (absent slots, in order, each its own words) -----------------
-        words = random_words(key, max(2 * (nr + nk), 1))
+        words = _words(key, max(2 * (nr + nk), 1))
         f = len(self._free_row)
         # a hazard under an agent is one occupied cell, not two (ranks stay distinct)
         under_agent = jnp.any(cell[:, None] == self._cell(new_hr, new_hc)[None, :], 0)
@@ -427,10 +451,10 @@ class PainGrid(Environment):
         new_present = []
         for n, (m, rr, cc, present, prob) in enumerate(slots):
             born = ~present[m] & (_uniform(words[2 * n]) < prob)
-            sr, sc = self._spawn(occupied, words[2 * n + 1])
+            rank, sr, sc = self._spawn(occupied, words[2 * n + 1])
             pr, pc = jnp.where(born, sr, rr[m]), jnp.where(born, sc, cc[m])
             slot = a + n  # this slot's entry in `occupied`
-            occupied[slot] = jnp.where(born, self._rank_of(pr, pc), occupied[slot])
+            occupied[slot] = jnp.where(born, rank, occupied[slot])
             (res_pos if n < nr else hz_pos).append(jnp.stack([pr, pc]))
             new_present.append(present[m] | born)
         new_state = PainGridState(
@@ -469,39 +493,34 @@ class PainGrid(Environment):
         # (moves, pushes, respawns) inside every observation element.
         state = state.replace(**_stored(_obs_fields(state)))
         win_row, win_col = self._windows(state)
-        win = self._cell(win_row, win_col)[..., None]  # (A, V, V, 1)
+        win = self._cell(win_row, win_col)  # (A, V, V)
         row, col = state.agent_pos[:, 0], state.agent_pos[:, 1]
         cell = self._cell(row, col)
         dr, dc = _delta(state.heading)
-        res = jnp.where(
-            state.resource_present,
-            self._cell(state.resource_pos[:, 0], state.resource_pos[:, 1]),
-            -1,
-        )
-        hz = jnp.where(
-            state.hazard_present,
-            self._cell(state.hazard_pos[:, 0], state.hazard_pos[:, 1]),
-            -1,
-        )
-        others = jnp.where(jnp.eye(a, dtype=bool), -1, cell[None, :])  # (A, A)
-        wall = self._is_wall(win_row, win_col).astype(jnp.float32)
-        centre = np.zeros((v, v), np.float32)
-        centre[self.view_radius, self.view_radius] = 1.0
-
-        def any_of(cells):
-            return jnp.any(win == cells, -1).astype(jnp.float32)
-
-        return jnp.stack(
-            [
-                wall,
-                any_of(res),
-                any_of(hz),
-                jnp.broadcast_to(centre, (a, v, v)),
-                any_of(others[:, None, None, :]),
-                any_of(self._cell(row + dr, col + dc)),
-            ],
-            -1,
-        )
+        front = self._cell(row + dr, col + dc)
+        # One int32 bit per channel, OR-ed over one (A, V, V) comparison per object
+        # (elementwise on batch-long vectors), then split into channels once: no
+        # reductions over a tiny trailing object axis and no six-way stack.
+        i32 = jnp.int32
+        bits = self._is_wall(win_row, win_col).astype(i32)
+        for m in range(self.num_resources):
+            rc = self._cell(state.resource_pos[m, 0], state.resource_pos[m, 1])
+            on = (win == jnp.where(state.resource_present[m], rc, -1)).astype(i32)
+            bits = bits | (on << 1)
+        for m in range(self.num_hazards):
+            hc = self._cell(state.hazard_pos[m, 0], state.hazard_pos[m, 1])
+            on = (win == jnp.where(state.hazard_present[m], hc, -1)).astype(i32)
+            bits = bits | (on << 2)
+        centre = np.zeros((v, v), np.int32)
+        centre[self.view_radius, self.view_radius] = 1 << 3
+        bits = bits | centre
+        not_self = ~np.eye(a, dtype=bool)
+        for j in range(a):
+            seen = (win == cell[j]) & not_self[:, j, None, None]
+            bits = bits | (seen.astype(i32) << 4) | ((win == front[j]).astype(i32) << 5)
+        shifts = np.arange(len(CHANNELS), dtype=np.int32)
+        bits = _stored(bits)  # else every channel recomputes all the comparisons
+        return ((bits[..., None] >> shifts) & 1).astype(jnp.float32)
 
     def visible_pain(self, state: PainGridState, level: jax.Array) -> jax.Array:
         """float32 ``(A, V, V, 1)``: for each viewer, ``level[j]`` (``level`` float32
@@ -532,6 +551,13 @@ class PainGrid(Environment):
         from pain_jax.envs.pain_grid_render import render
 
         return render(self, state, cell)
+
+
+def _words(key, n: int) -> jax.Array:
+    """``random_words(key, n)``, stored: each word feeds a different spawn, and XLA
+    on CPU would otherwise recompute the whole threefry hash inside every consumer
+    (``_stored`` keeps int32; the round trip through int32 keeps every bit)."""
+    return _stored(random_words(key, n).astype(jnp.int32)).astype(jnp.uint32)
 
 
 def _zero_records(a: int) -> dict:
