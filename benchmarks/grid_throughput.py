@@ -117,8 +117,10 @@ def storm_rollout(batch: int, steps: int):
     return jax.jit(run)
 
 
-def _run_storm(python: str, batches, steps: int, repeats: int) -> list:
-    """Rows for STORM from a subprocess running this file with ``--storm-only``."""
+def _run_storm(python: str, batches, steps: int, repeats: int, timeout: float) -> list:
+    """Rows for STORM from a subprocess running this file with ``--storm-only``,
+    given up after ``timeout`` seconds (JaxMARL 0.2.0's STORM took about 0.15 s per
+    copy-step on a 2-core CPU: batch 4096 does not finish in useful time)."""
     if not Path(python).exists():
         print(f"no JaxMARL python at {python}: STORM anchor skipped", flush=True)
         return []
@@ -128,7 +130,11 @@ def _run_storm(python: str, batches, steps: int, repeats: int) -> list:
         cmd += ["--batch-sizes", *map(str, batches), "--steps", str(steps)]
         cmd += ["--repeats", str(repeats)]
         env = dict(os.environ, PYTHONPATH=str(ROOT))
-        done = subprocess.run(cmd, env=env, check=False)
+        try:
+            done = subprocess.run(cmd, env=env, check=False, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(f"STORM anchor timed out after {timeout:.0f} s: skipped", flush=True)
+            return []
         if done.returncode != 0 or not out.exists():
             print("STORM subprocess failed: anchor skipped", flush=True)
             return []
@@ -189,6 +195,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     parser.add_argument("--jaxmarl-python", default="/tmp/probe-venv/bin/python")
     parser.add_argument("--no-jaxmarl", action="store_true", help="skip the anchor")
+    parser.add_argument(
+        "--storm-timeout", type=float, default=600.0, help="give up on STORM after s"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny smoke run, no files")
     parser.add_argument("--notes", default="", help="free text stored with the results")
     parser.add_argument(
@@ -225,7 +234,11 @@ def main(argv=None) -> dict:
         rows += json.loads(args.storm_rows.read_text())
     elif not args.no_jaxmarl:
         rows += _run_storm(
-            args.jaxmarl_python, args.batch_sizes, args.steps, args.repeats
+            args.jaxmarl_python,
+            args.batch_sizes,
+            args.steps,
+            args.repeats,
+            args.storm_timeout,
         )
     rows += bench(cases, args.batch_sizes, args.steps, args.repeats)
     ratios = _ratios(rows)
