@@ -49,6 +49,7 @@ import jax.numpy as jnp
 import pain_jax as pj
 from pain_jax.envs.api import random_words, split_key
 from pain_jax.envs.vector import reset_batch, step_batch
+from pain_jax.experiments.report import fresh_stem
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_BATCHES = (1, 64, 1024, 4096, 16384)
@@ -322,6 +323,7 @@ def main(argv=None) -> dict:
     if not args.quick:
         args.out.mkdir(parents=True, exist_ok=True)
         stem = args.out / f"env_throughput_{meta['date']}_{meta['hardware']}"
+        stem = fresh_stem(stem)
         stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
         stem.with_suffix(".md").write_text(_markdown(meta, rows, ratios))
         print(f"wrote {stem}.json and {stem}.md")

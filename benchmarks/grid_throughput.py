@@ -40,6 +40,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from pain_jax.experiments.report import fresh_stem
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from env_throughput import _checksum, _hardware_tag, bench, random_actions  # noqa: E402
 
@@ -265,6 +267,7 @@ def main(argv=None) -> dict:
         stem = args.out / f"grid_throughput_{meta['date']}_{meta['hardware']}"
         if args.tag:
             stem = stem.with_name(f"{stem.name}_{args.tag}")
+        stem = fresh_stem(stem)
         stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
         stem.with_suffix(".md").write_text(_markdown(meta, rows, ratios))
         print(f"wrote {stem}.json and {stem}.md")

@@ -21,7 +21,12 @@ from pathlib import Path
 import jax
 
 from pain_jax.experiments import lola_rows as lr
-from pain_jax.experiments.report import environment_info, markdown_table, write_json
+from pain_jax.experiments.report import (
+    environment_info,
+    fresh_stem,
+    markdown_table,
+    write_json,
+)
 from pain_jax.learn import exact_games as eg
 from pain_jax.learn.exact_play import play
 
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         "target_total_run_s": 30.0,
         "notes": args.notes,
     }
-    stem = args.out / f"lola_table_{date}_{hardware}"
+    stem = fresh_stem(args.out / f"lola_table_{date}_{hardware}")
     write_json(stem.with_suffix(".json"), result)
     table = markdown_table(
         ["row", "first call (compile + run) s", "run s (median)"],

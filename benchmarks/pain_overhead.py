@@ -28,6 +28,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
+from pain_jax.experiments.report import fresh_stem
 from pain_jax.nets import ActorCriticCNN, ActorCriticGRU, ActorCriticMLP
 from pain_jax.pain.dynamics import DROPOUT, NOISE, OFF, PainParams
 
@@ -143,7 +144,7 @@ def hardware() -> str:
 
 def write(results: dict, args, out_dir: Path) -> tuple[Path, Path]:
     date = datetime.date.today().isoformat()
-    stem = out_dir / f"pain_overhead_{date}_{hardware()}"
+    stem = fresh_stem(out_dir / f"pain_overhead_{date}_{hardware()}")
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = {
         "date": date,

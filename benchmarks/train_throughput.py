@@ -53,6 +53,7 @@ import jax
 import jax.numpy as jnp
 
 import pain_jax as pj
+from pain_jax.experiments.report import fresh_stem
 from pain_jax.learn.config import TrainConfig
 from pain_jax.learn.rollout import rollout
 from pain_jax.learn.train import ALGORITHMS, Trainer
@@ -438,6 +439,7 @@ def main(argv=None) -> dict:
     if not args.no_write:
         args.out.mkdir(parents=True, exist_ok=True)
         stem = args.out / f"train_throughput_{meta['date']}_{meta['hardware']}"
+        stem = fresh_stem(stem)
         stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
         stem.with_suffix(".md").write_text(markdown(meta, rows))
         print(f"wrote {stem}.json and {stem}.md")

@@ -114,3 +114,14 @@ def test_experiment_empathy__end_to_end_tiny(tmp_path):
     for row in record["rows"]:
         assert 0.0 <= row["harm_rate"] <= 1.0 and 0.0 <= row["help_rate"] <= 1.0
     assert (out / "empathy.png").is_file() and (out / "empathy.md").is_file()
+
+
+def test_fresh_stem__never_overwrites_recorded_results(tmp_path):
+    from pain_jax.experiments.report import fresh_stem
+
+    stem = tmp_path / "bench_2026-12-03_cpu-2core"
+    assert fresh_stem(stem) == stem
+    stem.with_suffix(".md").write_text("recorded")
+    other = fresh_stem(stem)
+    assert other != stem and other.name.startswith(stem.name + "_")
+    assert not other.with_suffix(".md").exists()

@@ -130,6 +130,8 @@ def test_train_config__invalid_field_is_named(field, value):
         (dict(env="ipd", env_options={"no_such_option": 1}), "env_options"),
         (dict(env="ipd", env_options={"max_steps": 0}), "env_options"),
         (dict(env="ipd", network="cnn"), "network"),
+        (dict(env="ipd", hidden=(8,), pain_layers=(1,)), "pain_layers"),
+        (dict(env="ipd", network="gru", hidden=(8, 8), pain_layers=(2,)), "pain_layers"),
     ],
 )
 def test_make_train__environment_mismatch_is_named(changes, field):

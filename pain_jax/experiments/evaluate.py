@@ -131,7 +131,8 @@ def run_seeds(name: str, path: Path, slot: int = 0) -> list[Participant]:
         raise FileNotFoundError(f"--run {name}: {path} is not a training run folder")
     record = json.loads((path / "config.json").read_text())
     config = load_config(path)
-    stamp = (str(path.resolve()), (path / "metrics.jsonl").stat().st_mtime_ns)
+    saved = tuple(sorted(p.name for p in (path / "checkpoints").glob("*")))
+    stamp = (str(path.resolve()), saved)
     if stamp not in _RESTORED:  # both seats of a run: one restore
         _RESTORED.clear()
         _RESTORED[stamp] = restore_runner(

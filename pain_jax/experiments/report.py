@@ -55,3 +55,13 @@ def markdown_table(
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def fresh_stem(stem: Path) -> Path:
+    """``stem`` if neither ``stem.json`` nor ``stem.md`` exists, else ``stem`` with
+    the UTC time appended (``_HHMMSS``): a rerun never overwrites recorded results."""
+    stem = Path(stem)
+    if not (stem.with_suffix(".json").exists() or stem.with_suffix(".md").exists()):
+        return stem
+    now = _dt.datetime.now(_dt.UTC).strftime("%H%M%S")
+    return stem.with_name(f"{stem.name}_{now}")

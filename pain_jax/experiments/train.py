@@ -134,9 +134,17 @@ def main(argv: list[str] | None = None) -> int:
             overwrite=h.overwrite,
         )
     except KeyboardInterrupt:
+        again = "the same command" + (
+            " without --host.overwrite (which would start over)" if h.overwrite else ""
+        )
+        saved = any((h.out / "checkpoints").glob("*"))
         print(
-            f"\npain-jax train: interrupted; run the same command again to resume "
-            f"from the last checkpoint in {h.out}/checkpoints",
+            f"\npain-jax train: interrupted; run {again} to resume "
+            + (
+                f"from the last checkpoint in {h.out}/checkpoints"
+                if saved
+                else "(no checkpoint was saved yet: it starts from update 0)"
+            ),
             file=sys.stderr,
         )
         return 130

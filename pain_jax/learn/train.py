@@ -108,6 +108,19 @@ class RunnerState:
 def build_network(config: TrainConfig, env) -> Policy:
     """The :class:`Policy` of ``config.network`` for ``env``'s observations."""
     obs_shape, n = tuple(env.obs_shape), env.num_actions
+    # Pain-able layers: MLP hidden layers; CNN convolutions then hidden layers; GRU
+    # output then the layers after it.  An index past them would silently feel none.
+    depth = {
+        "mlp": len(config.hidden),
+        "cnn": len(config.conv) + len(config.hidden),
+        "gru": 1 + len(config.hidden[1:] or config.hidden[:1]),
+    }[config.network]
+    too_deep = [i for i in (config.pain_layers or ()) if i >= depth]
+    if too_deep:
+        raise ValueError(
+            f"invalid TrainConfig.pain_layers: {too_deep} out of range for the "
+            f"{config.network} network's {depth} pain-able layers (0..{depth - 1})"
+        )
     pain = dict(
         pain_layers=config.pain_layers,
         pain_logits=config.pain_logits,
