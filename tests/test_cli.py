@@ -54,3 +54,27 @@ def test_make__non_integer_episode_length_is_rejected():
     with pytest.raises(ValueError, match="max_steps must be >= 1 and an integer"):
         pj.make("ipd", max_steps=2.5)
     pj.make("ipd", max_steps=3.0)  # an integral float is fine
+
+
+def test_train_cli__env_options_from_key_value_flags(capsys):
+    from pain_jax.experiments.train import _env_options_from_argv, main
+
+    options, rest = _env_options_from_argv(
+        [
+            "--env-option",
+            "num_agents=4",
+            "--env-option=walls=[[1, 2]]",
+            "--x",
+            "y",
+            "--env-option",
+            "name=abc",
+        ]
+    )
+    assert options == {"num_agents": 4, "walls": [[1, 2]], "name": "abc"}
+    assert rest == ["--x", "y"]
+    with pytest.raises(SystemExit) as e:
+        main(["--env-option", "num_agents"])
+    assert e.value.code == 2 and "KEY=VALUE" in capsys.readouterr().err
+    # an option the environment does not have is named before any compute
+    code = main(["--preset", "tiny", "--env-option", "no_such_option=1"])
+    assert code == 2 and "no_such_option" in capsys.readouterr().err

@@ -12,6 +12,7 @@ same command again after an interruption resumes from the last checkpoint.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,15 +95,44 @@ def _preset_from_argv(argv: list[str]) -> tuple[str, list[str]]:
     return name, rest
 
 
+def _env_options_from_argv(argv: list[str]) -> tuple[dict, list[str]]:
+    """Take every ``--env-option KEY=VALUE`` out of ``argv``: any option of the
+    environment (``pj.make`` keyword), the value read as JSON when it parses
+    (``4``, ``0.5``, ``true``, ``[[1, 2]]``), else as a string."""
+    rest, options = [], {}
+    it = iter(argv)
+    for arg in it:
+        if arg == "--env-option" or arg.startswith("--env-option="):
+            text = next(it, "") if arg == "--env-option" else arg.split("=", 1)[1]
+            key, sep, value = text.partition("=")
+            if not sep or not key:
+                print(
+                    f"pain-jax train: --env-option wants KEY=VALUE, got {text!r}",
+                    file=sys.stderr,
+                )
+                raise SystemExit(2)
+            try:
+                options[key.replace("-", "_")] = json.loads(value)
+            except json.JSONDecodeError:
+                options[key.replace("-", "_")] = value
+        else:
+            rest.append(arg)
+    return options, rest
+
+
 def main(argv: list[str] | None = None) -> int:
     import tyro
 
     argv = sys.argv[1:] if argv is None else list(argv)
     name, rest = _preset_from_argv(argv)
+    extra, rest = _env_options_from_argv(rest)
+    preset = PRESETS[name]
+    if extra:
+        preset = preset.replace(env_options={**preset.env_options, **extra})
 
     @dataclass(frozen=True)
     class Args:
-        config: TrainConfig = PRESETS[name]
+        config: TrainConfig = preset
         host: HostOptions = HostOptions(out=Path("runs") / name)
 
     try:
@@ -111,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             args=rest,
             prog="pain-jax train",
             description=__doc__.split("\n")[0]
-            + f"\n\nPresets (--preset): {', '.join(PRESETS)}; this one: {name}.",
+            + f"\n\nPresets (--preset): {', '.join(PRESETS)}; this one: {name}.  "
+            "Any environment option: --env-option KEY=VALUE (repeatable), e.g. "
+            "--config.env pain_grid --env-option num_agents=4.",
         )
     except ValueError as e:  # TrainConfig rejected a value: name the field, no traceback
         print(f"pain-jax train: {e}", file=sys.stderr)
