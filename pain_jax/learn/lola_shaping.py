@@ -51,7 +51,12 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from pain_jax.learn.ppo import AgentBatch, LossParams, normalize, value_loss
+from pain_jax.learn.ppo import (
+    AgentBatch,
+    minibatch_epochs,
+    normalize,
+    value_loss,
+)
 from pain_jax.learn.rollout import Policy, agent_axes
 from pain_jax.pain.dynamics import PainParams
 
@@ -248,32 +253,7 @@ def make_lola_update(
 
         return jax.vmap(one)(jnp.arange(num), opt_state)
 
-    def update(variables, opt_state, batch: AgentBatch, key, pain, coefs: LossParams):
-        num_envs = batch.carry.shape[1]
-        size = num_envs // num_minibatches
-
-        def epoch(carry, epoch_key):
-            perm = jax.random.permutation(epoch_key, num_envs)
-            chunks = perm[: size * num_minibatches].reshape(num_minibatches, size)
-
-            def minibatch(carry, idx):
-                variables, opt_state = carry
-                mb = jax.vmap(lambda b: b.take_envs(idx))(batch)
-                variables, opt_state, stats = all_agents(
-                    variables, opt_state, mb, pain, coefs
-                )
-                return (variables, opt_state), stats
-
-            return jax.lax.scan(minibatch, carry, chunks)
-
-        (variables, opt_state), stats = jax.lax.scan(
-            epoch, (variables, opt_state), jax.random.split(key, num_epochs)
-        )
-        first_error = stats["ratio_error"][0, 0]
-        stats = jax.tree.map(lambda s: s.mean(axis=(0, 1)), stats)
-        return variables, opt_state, {**stats, "initial_ratio_error": first_error}
-
-    return update
+    return minibatch_epochs(all_agents, num_epochs, num_minibatches)
 
 
 def select_agents(mask: jax.Array, chosen: Any, other: Any) -> Any:

@@ -217,6 +217,20 @@ def make_update(
             variables, opt_state, batch, pain, coefs, which
         )
 
+    return minibatch_epochs(all_agents, num_epochs, num_minibatches)
+
+
+def minibatch_epochs(step, num_epochs: int, num_minibatches: int):
+    """The epochs-of-minibatches loop every learner shares.
+
+    ``step(variables, opt_state, minibatch, pain, coefs) -> (variables, opt_state,
+    stats)`` learns on one agent-stacked minibatch.  Returns ``update(variables,
+    opt_state, batch, key, pain, coefs) -> (variables, opt_state, stats)``: ``key``
+    gives one permutation of the environments per epoch (shared by all agents); stats
+    are averaged over epochs and minibatches, plus ``initial_ratio_error``, the first
+    minibatch's ``ratio_error`` taken before any step.
+    """
+
     def update(variables, opt_state, batch: AgentBatch, key, pain, coefs: LossParams):
         num_envs = batch.carry.shape[1]
         size = num_envs // num_minibatches
@@ -228,9 +242,7 @@ def make_update(
             def minibatch(carry, idx):
                 variables, opt_state = carry
                 mb = jax.vmap(lambda b: b.take_envs(idx))(batch)
-                variables, opt_state, stats = all_agents(
-                    variables, opt_state, mb, pain, coefs
-                )
+                variables, opt_state, stats = step(variables, opt_state, mb, pain, coefs)
                 return (variables, opt_state), stats
 
             return jax.lax.scan(minibatch, carry, chunks)
